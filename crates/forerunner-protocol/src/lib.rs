@@ -1,0 +1,25 @@
+//! GitLab Runner API v4 wire types, defined once for the whole workspace.
+//!
+//! The runner, the coordinator and the tests all (de)serialize HTTP bodies
+//! through these types, so the two halves of the protocol cannot drift apart.
+//! The shapes track GitLab 17.x/18.x as documented in
+//! `shared/research/server-api.md` and `runner-protocol.md`.
+//!
+//! This crate is pure data: no I/O, no async, no HTTP client or server.
+//! Domain logic (scheduling, storage, execution) lives elsewhere and converts
+//! to and from these types at its boundary.
+//!
+//! Modules:
+//! - [`runners`]: registration, verification, unregistration, token reset.
+//! - [`tokens`]: token kinds (`glrt-`, `glpat-`, `GR1348941…`, `glcbt-`) and
+//!   the short form used in logs.
+//! - [`errors`]: GitLab's JSON error bodies.
+//! - [`paths`]: endpoint paths and header names.
+//! - [`de`]: lenient decoding of parameters sent as query, form or JSON.
+#![warn(missing_docs)]
+
+pub mod de;
+pub mod errors;
+pub mod paths;
+pub mod runners;
+pub mod tokens;
