@@ -11,15 +11,24 @@
 //!
 //! Modules:
 //! - [`runners`]: registration, verification, unregistration, token reset.
+//! - [`management`]: management REST entities (runners, managers, users,
+//!   projects, groups, settings, version).
 //! - [`tokens`]: token kinds (`glrt-`, `glpat-`, `GR1348941…`, `glcbt-`) and
 //!   the short form used in logs.
 //! - [`errors`]: GitLab's JSON error bodies.
 //! - [`paths`]: endpoint paths and header names.
+//! - [`jobs`]: job request, job payload, job state updates.
+//! - [`failure`]: job failure reasons.
+//! - [`trace`]: `Content-Range` handling of trace patches.
 //! - [`de`]: lenient decoding of parameters sent as query, form or JSON.
 #![warn(missing_docs)]
 
 pub mod de;
 pub mod errors;
+pub mod management;
+pub mod failure;
+pub mod jobs;
 pub mod paths;
 pub mod runners;
 pub mod tokens;
+pub mod trace;
