@@ -1,2 +1,29 @@
 //! The Forerunner runner: a drop-in replacement for `gitlab-runner`.
+//!
+//! Modules:
+//! - [`cli`]: the subcommands (`register`, `list`, `verify`, `unregister`,
+//!   `reset-token`, `doctor`), one module each.
+//! - [`config`]: config.toml, read as a typed view and edited as a document
+//!   that keeps comments and unknown keys; atomic saves.
+//! - [`client`]: the HTTP client for the runner API, with the official retries.
+//! - [`health`]: which answers park a runner entry, and for how long.
+//! - [`rotation`]: when a token is rotated (75 % of its lifetime).
+//! - [`system_id`]: `.runner_system_id`, the runner manager's identity.
+//! - [`log`]: the official "runner" log line format.
+//!
+//! This crate talks to a coordinator only through HTTP and the wire types of
+//! `forerunner-protocol`; it never depends on the coordinator or pipeline crates.
+
 pub mod cli;
+pub mod client;
+pub mod config;
+pub mod health;
+pub mod log;
+pub mod rotation;
+pub mod system_id;
+
+/// The runner's version, reported to GitLab and in `Runtime platform`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The source revision reported to GitLab (the official runner sends its git
+/// commit; Forerunner builds do not embed one).
+pub const REVISION: &str = "unknown";

@@ -1,0 +1,1042 @@
+//! `forerunner register`: the official flags and environment variables, the
+//! official prompts when stdin is a terminal, and the two flows:
+//!
+//! - a registration token (`-r`, `GR1348941…`) → `POST /api/v4/runners`
+//!   creates a runner (legacy; the server may refuse with 410);
+//! - a runner authentication token (`-t glrt-…`) → `POST /api/v4/runners/verify`;
+//!   the runner already exists, so the server-side flags (tags, locked, …)
+//!   are refused: they are set where the runner was created.
+//!
+//! A token already in config.toml updates that entry instead of appending a
+//! duplicate. If saving fails after the server registered the runner, the
+//! runner is unregistered again unless `--leave-runner`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context as _};
+use chrono::{DateTime, Timelike, Utc};
+use clap::builder::BoolishValueParser;
+use clap::ArgAction;
+use forerunner_protocol::runners::{
+    RegisterRunnerRequest, RunnerAttributes, RunnerRegistrationDetails, VerifyRunnerRequest,
+};
+use forerunner_protocol::tokens::TokenKind;
+use toml_edit::{Array, Value};
+
+use crate::cli::{load_system_id, save, short, ConfigArg};
+use crate::client::{runner_info, ApiError, Client};
+use crate::config::document::{datetime_value, NewRunner};
+use crate::config::{ConfigDocument, RunnerConfig};
+use crate::log::Logger;
+
+/// Executors Forerunner can run.
+const EXECUTORS: &[&str] = &["custom", "shell", "docker"];
+
+const DEPRECATION: &str = "Support for registration tokens and runner parameters in the 'register' command has been deprecated in GitLab Runner 15.6 and will be replaced with support for authentication tokens. For more information, see https://docs.gitlab.com/ci/runners/new_creation_workflow/";
+
+/// Arguments of `register`.
+#[derive(Debug, clap::Args)]
+pub struct RegisterArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Run registration unattended: never prompt, fail on a missing value
+    #[arg(short = 'n', long, env = "REGISTER_NON_INTERACTIVE", value_parser = BoolishValueParser::new(), action = ArgAction::SetTrue)]
+    non_interactive: bool,
+    /// Don't remove the runner from GitLab if registration fails after it was created
+    #[arg(long, env = "REGISTER_LEAVE_RUNNER", value_parser = BoolishValueParser::new(), action = ArgAction::SetTrue)]
+    leave_runner: bool,
+    /// GitLab instance URL
+    #[arg(short = 'u', long, env = "CI_SERVER_URL")]
+    url: Option<String>,
+    /// Runner authentication token (glrt-…) of a runner created in the UI or with POST /api/v4/user/runners
+    #[arg(short = 't', long, env = "CI_SERVER_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Registration token (legacy, GR1348941…)
+    #[arg(short = 'r', long, env = "REGISTRATION_TOKEN", hide_env_values = true)]
+    registration_token: Option<String>,
+    /// Runner name, stored in config.toml (the description with a registration token)
+    #[arg(long, visible_alias = "description", env = "RUNNER_NAME")]
+    name: Option<String>,
+    /// Executor: shell, docker or custom
+    #[arg(long, env = "RUNNER_EXECUTOR")]
+    executor: Option<String>,
+    /// Shell to generate scripts for (bash, sh)
+    #[arg(long, env = "RUNNER_SHELL")]
+    shell: Option<String>,
+    /// Tags, comma-separated (registration token only)
+    #[arg(long, env = "RUNNER_TAG_LIST")]
+    tag_list: Option<String>,
+    /// Pick jobs without tags (registration token only)
+    #[arg(long, env = "REGISTER_RUN_UNTAGGED", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_parser = BoolishValueParser::new(), action = ArgAction::Set)]
+    run_untagged: bool,
+    /// Lock the runner to its current projects (registration token only)
+    #[arg(long, env = "REGISTER_LOCKED", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "true", value_parser = BoolishValueParser::new(), action = ArgAction::Set)]
+    locked: bool,
+    /// not_protected or ref_protected (registration token only)
+    #[arg(long, env = "REGISTER_ACCESS_LEVEL")]
+    access_level: Option<String>,
+    /// Maximum job timeout in seconds (registration token only)
+    #[arg(long, env = "REGISTER_MAXIMUM_TIMEOUT")]
+    maximum_timeout: Option<i64>,
+    /// Register the runner paused (registration token only)
+    #[arg(long, env = "REGISTER_PAUSED", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_parser = BoolishValueParser::new(), action = ArgAction::Set)]
+    paused: bool,
+    /// Maintenance note (registration token only)
+    #[arg(long, env = "REGISTER_MAINTENANCE_NOTE")]
+    maintenance_note: Option<String>,
+    /// Maximum number of jobs this runner handles at once (0: unlimited)
+    #[arg(long, env = "RUNNER_LIMIT")]
+    limit: Option<i64>,
+    /// Maximum concurrent job requests
+    #[arg(long, env = "RUNNER_REQUEST_CONCURRENCY")]
+    request_concurrency: Option<i64>,
+    /// Maximum job log size in KiB
+    #[arg(long, env = "RUNNER_OUTPUT_LIMIT")]
+    output_limit: Option<i64>,
+    /// Directory where builds are stored
+    #[arg(long, env = "RUNNER_BUILDS_DIR")]
+    builds_dir: Option<String>,
+    /// Directory where build caches are stored
+    #[arg(long, env = "RUNNER_CACHE_DIR")]
+    cache_dir: Option<String>,
+    /// URL used to clone repositories instead of the GitLab URL
+    #[arg(long, env = "CLONE_URL")]
+    clone_url: Option<String>,
+    /// Custom environment variable for jobs, KEY=VALUE (repeatable)
+    #[arg(long = "env", env = "RUNNER_ENV", value_delimiter = ',')]
+    env: Vec<String>,
+    #[command(flatten)]
+    docker: DockerArgs,
+    #[command(flatten)]
+    custom: CustomArgs,
+    #[command(flatten)]
+    cache: CacheArgs,
+}
+
+/// `[runners.docker]` flags, named as the official runner names them.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Docker executor")]
+struct DockerArgs {
+    /// Docker daemon address
+    #[arg(long = "docker-host", env = "DOCKER_HOST")]
+    host: Option<String>,
+    /// Default Docker image for jobs
+    #[arg(long = "docker-image", env = "DOCKER_IMAGE")]
+    image: Option<String>,
+    /// Run containers in privileged mode
+    #[arg(long = "docker-privileged", env = "DOCKER_PRIVILEGED", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new(), action = ArgAction::Set)]
+    privileged: Option<bool>,
+    /// Bind-mount a volume (repeatable)
+    #[arg(long = "docker-volumes", env = "DOCKER_VOLUMES", value_delimiter = ',')]
+    volumes: Vec<String>,
+    /// Image pull policy: never, if-not-present, always (repeatable)
+    #[arg(
+        long = "docker-pull-policy",
+        env = "DOCKER_PULL_POLICY",
+        value_delimiter = ','
+    )]
+    pull_policy: Vec<String>,
+    /// Disable the automatic cache volume
+    #[arg(long = "docker-disable-cache", env = "DOCKER_DISABLE_CACHE", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new(), action = ArgAction::Set)]
+    disable_cache: Option<bool>,
+    /// Directory for Docker caches
+    #[arg(long = "docker-cache-dir", env = "DOCKER_CACHE_DIR")]
+    cache_dir: Option<String>,
+    /// Container network mode
+    #[arg(long = "docker-network-mode", env = "DOCKER_NETWORK_MODE")]
+    network_mode: Option<String>,
+    /// Helper image override
+    #[arg(long = "docker-helper-image", env = "DOCKER_HELPER_IMAGE")]
+    helper_image: Option<String>,
+    /// Images jobs may use (repeatable)
+    #[arg(
+        long = "docker-allowed-images",
+        env = "DOCKER_ALLOWED_IMAGES",
+        value_delimiter = ','
+    )]
+    allowed_images: Vec<String>,
+    /// Services jobs may use (repeatable)
+    #[arg(
+        long = "docker-allowed-services",
+        env = "DOCKER_ALLOWED_SERVICES",
+        value_delimiter = ','
+    )]
+    allowed_services: Vec<String>,
+    /// Pull policies jobs may ask for (repeatable)
+    #[arg(
+        long = "docker-allowed-pull-policies",
+        env = "DOCKER_ALLOWED_PULL_POLICIES",
+        value_delimiter = ','
+    )]
+    allowed_pull_policies: Vec<String>,
+    /// Memory limit (e.g. 512m)
+    #[arg(long = "docker-memory", env = "DOCKER_MEMORY")]
+    memory: Option<String>,
+    /// Number of CPUs
+    #[arg(long = "docker-cpus", env = "DOCKER_CPUS")]
+    cpus: Option<String>,
+    /// Extra host-to-IP mappings (repeatable)
+    #[arg(
+        long = "docker-extra-hosts",
+        env = "DOCKER_EXTRA_HOSTS",
+        value_delimiter = ','
+    )]
+    extra_hosts: Vec<String>,
+    /// DNS servers (repeatable)
+    #[arg(long = "docker-dns", env = "DOCKER_DNS", value_delimiter = ',')]
+    dns: Vec<String>,
+    /// User inside the container
+    #[arg(long = "docker-user", env = "DOCKER_USER")]
+    user: Option<String>,
+    /// Seconds to wait for services
+    #[arg(
+        long = "docker-wait-for-services-timeout",
+        env = "DOCKER_WAIT_FOR_SERVICES_TIMEOUT"
+    )]
+    wait_for_services_timeout: Option<i64>,
+    /// Shared memory size in bytes
+    #[arg(long = "docker-shm-size", env = "DOCKER_SHM_SIZE")]
+    shm_size: Option<i64>,
+}
+
+/// `[runners.custom]` flags, named as the official runner names them.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Custom executor")]
+struct CustomArgs {
+    /// Executable that returns a JSON config override
+    #[arg(long = "custom-config-exec", env = "CUSTOM_CONFIG_EXEC")]
+    config_exec: Option<String>,
+    /// Arguments for the config executable (repeatable)
+    #[arg(
+        long = "custom-config-args",
+        env = "CUSTOM_CONFIG_ARGS",
+        value_delimiter = ','
+    )]
+    config_args: Vec<String>,
+    /// Timeout of the config executable in seconds
+    #[arg(
+        long = "custom-config-exec-timeout",
+        env = "CUSTOM_CONFIG_EXEC_TIMEOUT"
+    )]
+    config_exec_timeout: Option<i64>,
+    /// Executable that prepares the environment
+    #[arg(long = "custom-prepare-exec", env = "CUSTOM_PREPARE_EXEC")]
+    prepare_exec: Option<String>,
+    /// Arguments for the prepare executable (repeatable)
+    #[arg(
+        long = "custom-prepare-args",
+        env = "CUSTOM_PREPARE_ARGS",
+        value_delimiter = ','
+    )]
+    prepare_args: Vec<String>,
+    /// Timeout of the prepare executable in seconds
+    #[arg(
+        long = "custom-prepare-exec-timeout",
+        env = "CUSTOM_PREPARE_EXEC_TIMEOUT"
+    )]
+    prepare_exec_timeout: Option<i64>,
+    /// Executable that runs each script (required for the custom executor)
+    #[arg(long = "custom-run-exec", env = "CUSTOM_RUN_EXEC")]
+    run_exec: Option<String>,
+    /// Arguments for the run executable (repeatable)
+    #[arg(
+        long = "custom-run-args",
+        env = "CUSTOM_RUN_ARGS",
+        value_delimiter = ','
+    )]
+    run_args: Vec<String>,
+    /// Executable that cleans up
+    #[arg(long = "custom-cleanup-exec", env = "CUSTOM_CLEANUP_EXEC")]
+    cleanup_exec: Option<String>,
+    /// Arguments for the cleanup executable (repeatable)
+    #[arg(
+        long = "custom-cleanup-args",
+        env = "CUSTOM_CLEANUP_ARGS",
+        value_delimiter = ','
+    )]
+    cleanup_args: Vec<String>,
+    /// Timeout of the cleanup executable in seconds
+    #[arg(
+        long = "custom-cleanup-exec-timeout",
+        env = "CUSTOM_CLEANUP_EXEC_TIMEOUT"
+    )]
+    cleanup_exec_timeout: Option<i64>,
+    /// Seconds between SIGTERM and SIGKILL
+    #[arg(
+        long = "custom-graceful-kill-timeout",
+        env = "CUSTOM_GRACEFUL_KILL_TIMEOUT"
+    )]
+    graceful_kill_timeout: Option<i64>,
+    /// Seconds to wait after SIGKILL
+    #[arg(long = "custom-force-kill-timeout", env = "CUSTOM_FORCE_KILL_TIMEOUT")]
+    force_kill_timeout: Option<i64>,
+}
+
+/// `[runners.cache]` flags, named as the official runner names them.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Distributed cache")]
+struct CacheArgs {
+    /// Cache type: s3, gcs or azure
+    #[arg(long = "cache-type", env = "CACHE_TYPE")]
+    cache_type: Option<String>,
+    /// Prefix of cache object paths
+    #[arg(long = "cache-path", env = "CACHE_PATH")]
+    path: Option<String>,
+    /// Share the cache between runners
+    #[arg(long = "cache-shared", env = "CACHE_SHARED", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new(), action = ArgAction::Set)]
+    shared: Option<bool>,
+    /// S3 server address (host:port)
+    #[arg(long = "cache-s3-server-address", env = "CACHE_S3_SERVER_ADDRESS")]
+    s3_server_address: Option<String>,
+    /// S3 access key
+    #[arg(
+        long = "cache-s3-access-key",
+        env = "CACHE_S3_ACCESS_KEY",
+        hide_env_values = true
+    )]
+    s3_access_key: Option<String>,
+    /// S3 secret key
+    #[arg(
+        long = "cache-s3-secret-key",
+        env = "CACHE_S3_SECRET_KEY",
+        hide_env_values = true
+    )]
+    s3_secret_key: Option<String>,
+    /// S3 bucket
+    #[arg(long = "cache-s3-bucket-name", env = "CACHE_S3_BUCKET_NAME")]
+    s3_bucket_name: Option<String>,
+    /// S3 region
+    #[arg(long = "cache-s3-bucket-location", env = "CACHE_S3_BUCKET_LOCATION")]
+    s3_bucket_location: Option<String>,
+    /// Use plain HTTP for S3
+    #[arg(long = "cache-s3-insecure", env = "CACHE_S3_INSECURE", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new(), action = ArgAction::Set)]
+    s3_insecure: Option<bool>,
+    /// S3 authentication: iam or access-key
+    #[arg(
+        long = "cache-s3-authentication_type",
+        env = "CACHE_S3_AUTHENTICATION_TYPE"
+    )]
+    s3_authentication_type: Option<String>,
+}
+
+/// How the prompts behave.
+struct Prompter {
+    interactive: bool,
+}
+
+impl Prompter {
+    /// Returns `given` (when non-empty), else asks `question` when
+    /// interactive; `None` when nothing was given.
+    fn ask(&self, given: Option<&str>, question: &str, default: Option<&str>) -> Option<String> {
+        if let Some(v) = given.map(str::trim).filter(|v| !v.is_empty()) {
+            return Some(v.to_owned());
+        }
+        if !self.interactive {
+            return default.map(str::to_owned);
+        }
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{question}");
+        match default {
+            Some(d) => {
+                let _ = write!(out, "[{d}]: ");
+            }
+            None => {
+                let _ = write!(out, ": ");
+            }
+        }
+        let _ = out.flush();
+        drop(out);
+        let mut line = String::new();
+        if std::io::stdin().lock().read_line(&mut line).is_err() {
+            return default.map(str::to_owned);
+        }
+        let line = line.trim();
+        if line.is_empty() {
+            default.map(str::to_owned)
+        } else {
+            Some(line.to_owned())
+        }
+    }
+
+    /// Like [`Prompter::ask`] but fails when no value results.
+    fn require(
+        &self,
+        given: Option<&str>,
+        question: &str,
+        default: Option<&str>,
+        what: &str,
+        how: &str,
+    ) -> anyhow::Result<String> {
+        self.ask(given, question, default)
+            .ok_or_else(|| anyhow::anyhow!("the {what} needs to be entered: pass {how}"))
+    }
+}
+
+/// How the runner gets its id and authentication token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    /// Registration token → `POST /runners`.
+    Legacy,
+    /// `glrt-` token → `POST /runners/verify`; `from_token_flag` tells
+    /// whether it came through `--token` (server-side flags are then an error).
+    Authentication { from_token_flag: bool },
+    /// A legacy runner authentication token given to `--token`: verified
+    /// only, as the official runner does.
+    VerifyLegacyToken,
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "forerunner".to_owned())
+}
+
+/// The server-side flags that differ from their defaults.
+fn server_side_flags(args: &RegisterArgs) -> Vec<&'static str> {
+    let mut set = Vec::new();
+    if !args.locked {
+        set.push("--locked");
+    }
+    if args.access_level.as_deref().is_some_and(|s| !s.is_empty()) {
+        set.push("--access-level");
+    }
+    if args.run_untagged {
+        set.push("--run-untagged");
+    }
+    if args.maximum_timeout.is_some_and(|t| t != 0) {
+        set.push("--maximum-timeout");
+    }
+    if args.paused {
+        set.push("--paused");
+    }
+    if args.tag_list.as_deref().is_some_and(|s| !s.is_empty()) {
+        set.push("--tag-list");
+    }
+    if args
+        .maintenance_note
+        .as_deref()
+        .is_some_and(|s| !s.is_empty())
+    {
+        set.push("--maintenance-note");
+    }
+    set
+}
+
+fn wrong_token_kind(flag: &str, kind: TokenKind, url: &str) -> anyhow::Error {
+    let text = match kind {
+        TokenKind::PersonalAccess => format!(
+            "{flag} got a personal access token (glpat-…), which cannot register a runner: create the runner first, in the GitLab UI (Settings > CI/CD > Runners > New runner) or with `curl --request POST --header \"PRIVATE-TOKEN: <personal access token>\" --data runner_type=instance_type {url}/api/v4/user/runners`, then register it with `forerunner register --url {url} --token glrt-…`"
+        ),
+        TokenKind::Job => format!(
+            "{flag} got a CI job token (glcbt-…), which cannot register a runner: use a runner authentication token (glrt-…) with --token, or a registration token (GR1348941…) with --registration-token"
+        ),
+        TokenKind::Registration => format!(
+            "{flag} got a registration token (GR1348941…): registration tokens go to --registration-token (-r): `forerunner register --url {url} --registration-token GR1348941…`"
+        ),
+        _ => format!("{flag} got a {}", kind.describe()),
+    };
+    anyhow::anyhow!(text)
+}
+
+pub(crate) async fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
+    let log = Logger::stderr();
+    log.runtime_platform();
+    let config_path = args.config.path();
+    let prompter = Prompter {
+        interactive: !args.non_interactive && std::io::stdin().is_terminal(),
+    };
+    let mut doc = ConfigDocument::load(&config_path)?;
+    let typed = doc.typed()?;
+
+    let url = prompter.require(
+        args.url.as_deref(),
+        "Enter the GitLab instance URL (for example, https://gitlab.com/):",
+        None,
+        "GitLab instance URL",
+        "--url or set CI_SERVER_URL",
+    )?;
+    let client = Client::new(&url).map_err(|e| anyhow::anyhow!("{e}: check --url"))?;
+    let base = client.base_url().to_owned();
+
+    // Decide the flow before any request, so mistakes cost nothing.
+    let given_token = args
+        .token
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let (token, flow) = match given_token {
+        Some(t) => match TokenKind::of(t) {
+            TokenKind::CreatedRunner => (
+                t.to_owned(),
+                Flow::Authentication {
+                    from_token_flag: true,
+                },
+            ),
+            kind @ (TokenKind::Registration | TokenKind::PersonalAccess | TokenKind::Job) => {
+                return Err(wrong_token_kind("--token", kind, &base))
+            }
+            _ => {
+                log.info("Token specified trying to verify runner...", &[]);
+                log.warn("If you want to register use the '-r' instead of '-t'.", &[]);
+                (t.to_owned(), Flow::VerifyLegacyToken)
+            }
+        },
+        None => {
+            let t = prompter.require(
+                args.registration_token.as_deref(),
+                "Enter the registration token:",
+                None,
+                "registration token",
+                "--token glrt-… (runner authentication token) or --registration-token (legacy), or set CI_SERVER_TOKEN or REGISTRATION_TOKEN",
+            )?;
+            match TokenKind::of(&t) {
+                TokenKind::CreatedRunner => (
+                    t,
+                    Flow::Authentication {
+                        from_token_flag: false,
+                    },
+                ),
+                kind @ (TokenKind::PersonalAccess | TokenKind::Job) => {
+                    return Err(wrong_token_kind("--registration-token", kind, &base))
+                }
+                _ => (t, Flow::Legacy),
+            }
+        }
+    };
+
+    if let Flow::Authentication { from_token_flag } = flow {
+        let set = server_side_flags(&args);
+        if !set.is_empty() {
+            if from_token_flag {
+                bail!(
+                    "runner configuration other than name and executor configuration is reserved and cannot be specified when registering with a runner authentication token (glrt-…): {} given (mind REGISTER_LOCKED, REGISTER_RUN_UNTAGGED, RUNNER_TAG_LIST and the other REGISTER_* variables too). These settings are set where the runner was created: in the GitLab UI (Settings > CI/CD > Runners > edit the runner) or with `POST /api/v4/user/runners`; run the command again without them",
+                    set.join(", ")
+                );
+            }
+            log.warn(
+                &format!(
+                    "You have specified an authentication token in the legacy parameter --registration-token. This has triggered the 'legacy-compatible registration process' which has resulted in the following command line parameters being ignored: {}. These settings are set where the runner was created (GitLab UI or POST /api/v4/user/runners); use --token next time",
+                    set.join(", ")
+                ),
+                &[],
+            );
+        }
+    }
+
+    let system_id = load_system_id(&config_path, &log);
+    let existing: Vec<usize> = typed
+        .runners
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.token == token && !token.is_empty())
+        .map(|(i, _)| i)
+        .collect();
+
+    let (details, name) = match flow {
+        Flow::Legacy => {
+            let name = prompter
+                .ask(
+                    args.name.as_deref(),
+                    "Enter a description for the runner:",
+                    Some(&hostname()),
+                )
+                .unwrap_or_else(hostname);
+            let tags = prompter
+                .ask(
+                    args.tag_list.as_deref(),
+                    "Enter tags for the runner (comma-separated):",
+                    None,
+                )
+                .unwrap_or_default();
+            let note = prompter.ask(
+                args.maintenance_note.as_deref(),
+                "Enter optional maintenance note for the runner:",
+                None,
+            );
+            let tag_list: Vec<String> = tags
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+                .collect();
+            log.warn(DEPRECATION, &[]);
+            if let Some(level) = args.access_level.as_deref().filter(|l| !l.is_empty()) {
+                if !matches!(level, "not_protected" | "ref_protected") {
+                    bail!("given access-level {level:?} is not valid: use --access-level=not_protected or --access-level=ref_protected");
+                }
+            }
+            let request = RegisterRunnerRequest {
+                token: token.clone(),
+                attributes: RunnerAttributes {
+                    description: Some(name.clone()),
+                    maintenance_note: note.filter(|n| !n.is_empty()),
+                    run_untagged: Some(args.run_untagged || tag_list.is_empty()),
+                    tag_list: (!tag_list.is_empty()).then_some(tag_list),
+                    locked: Some(args.locked),
+                    access_level: args.access_level.clone().filter(|l| !l.is_empty()),
+                    maximum_timeout: args.maximum_timeout.filter(|t| *t != 0),
+                    paused: Some(args.paused),
+                    ..Default::default()
+                },
+                info: Some(runner_info(None, None)),
+            };
+            let details = match client.register_runner(&request).await {
+                Ok(d) => {
+                    log.info(
+                        "Registering runner... succeeded",
+                        &[("runner", &short(&token))],
+                    );
+                    d
+                }
+                Err(err) => return Err(legacy_error(&err, &base, &token)),
+            };
+            (details, name)
+        }
+        Flow::Authentication { .. } | Flow::VerifyLegacyToken => {
+            let request = VerifyRunnerRequest {
+                token: token.clone(),
+                system_id: Some(system_id.clone()),
+                info: Some(runner_info(args.executor.as_deref(), args.shell.as_deref())),
+            };
+            let details = match client.verify_runner(&request).await {
+                Ok(d) if d.id != 0 || flow == Flow::VerifyLegacyToken => {
+                    let state = if flow == Flow::VerifyLegacyToken {
+                        "is alive"
+                    } else {
+                        "is valid"
+                    };
+                    log.info(
+                        &format!("Verifying runner... {state}"),
+                        &[("runner", &short(&token))],
+                    );
+                    d
+                }
+                Ok(_) => bail!("failed to verify the runner: the server at {base} answered with runner id 0; is it a GitLab server?"),
+                Err(err) if err.is_forbidden() => bail!(
+                    "verifying runner... is not valid: the server at {base} does not know the runner authentication token {}… (the runner was deleted, or its token was reset or has expired). Create a runner in the GitLab UI or with `POST /api/v4/user/runners` and register with its new token",
+                    short(&token)
+                ),
+                Err(err) => bail!(
+                    "failed to verify the runner; you may be having network problems: {err} (check --url and that the server is reachable)"
+                ),
+            };
+            if !existing.is_empty() {
+                log.warn(
+                    "A runner with this system ID and token has already been registered.",
+                    &[("runner", &short(&token))],
+                );
+            }
+            let name = prompter
+                .ask(
+                    args.name.as_deref(),
+                    "Enter a name for the runner. This is stored only in the local config.toml file:",
+                    Some(&hostname()),
+                )
+                .unwrap_or_else(hostname);
+            (details, name)
+        }
+    };
+    // The official runner keeps the glrt- token as given (not the echoed one).
+    let stored_token = if flow == Flow::Legacy {
+        details.token.clone()
+    } else {
+        token.clone()
+    };
+
+    let outcome = finish(
+        &args,
+        &prompter,
+        &mut doc,
+        &typed.runners,
+        &url,
+        &name,
+        &details,
+        &stored_token,
+        &log,
+    );
+    match outcome {
+        Ok(()) => {}
+        Err(err) => {
+            if !args.leave_runner {
+                undo_registration(&client, flow, &stored_token, &system_id, &log).await;
+            }
+            return Err(err);
+        }
+    }
+
+    log.info(
+        "Runner registered successfully. Feel free to start it, but if it's running already the config should be automatically reloaded!",
+        &[],
+    );
+    log.info(
+        &format!(
+            "Configuration (with the authentication token) was saved in {:?}",
+            config_path.display().to_string()
+        ),
+        &[],
+    );
+    let concurrent = typed.concurrent();
+    if args.limit.is_some_and(|l| l > concurrent) {
+        log.warn(&format!("The specified runner job concurrency limit is greater than current global concurrent limit ({concurrent}); the runner will never run more than {concurrent} jobs at once (raise `concurrent` in {})", config_path.display()), &[]);
+    }
+    if args.request_concurrency.is_some_and(|l| l > concurrent) {
+        log.warn(&format!("The specified runner request concurrency is greater than current global concurrent limit ({concurrent})"), &[]);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The error for a failed legacy registration, with cause and fix.
+fn legacy_error(err: &ApiError, base: &str, token: &str) -> anyhow::Error {
+    let short = short(token);
+    match err.status() {
+        Some(403) => anyhow::anyhow!(
+            "registering runner... forbidden (check registration token): the server at {base} did not accept {short}… as a registration token ({err}). --registration-token (-r) takes the registration token (GR1348941…) of an instance, group or project; a personal access token (glpat-…) is not one (it creates runners with `POST /api/v4/user/runners`), and a runner authentication token (glrt-…) of a runner created in the UI or with `POST /api/v4/user/runners` goes to --token: `forerunner register --url {base} --token glrt-…`"
+        ),
+        Some(410) => anyhow::anyhow!(
+            "registering runner... failed: the server at {base} has registration tokens disabled ({err}). Create the runner in the GitLab UI (Settings > CI/CD > Runners > New runner) or with `POST /api/v4/user/runners`, then register it with `forerunner register --url {base} --token glrt-…`"
+        ),
+        Some(400) => anyhow::anyhow!(
+            "registering runner... failed: the server rejected the runner's settings: {err} (fix the flags named in the message, e.g. give --tag-list or --run-untagged)"
+        ),
+        _ => anyhow::anyhow!(
+            "failed to register the runner: {err} (check --url and that the server is reachable)"
+        ),
+    }
+}
+
+/// Unregisters a runner whose registration could not be completed.
+async fn undo_registration(
+    client: &Client,
+    flow: Flow,
+    token: &str,
+    system_id: &str,
+    log: &Logger,
+) {
+    let result = match flow {
+        Flow::Authentication { .. } => client.unregister_manager(token, system_id).await,
+        Flow::Legacy => client.unregister_runner(token).await,
+        // Nothing was created.
+        Flow::VerifyLegacyToken => return,
+    };
+    match result {
+        Ok(()) => log.warn(
+            "Registration failed; the runner was unregistered from GitLab again (use --leave-runner to keep it)",
+            &[("runner", &short(token))],
+        ),
+        Err(err) => log.error(
+            &format!("Registration failed and unregistering the runner failed too: {err}; remove it in the GitLab UI"),
+            &[("runner", &short(token))],
+        ),
+    }
+}
+
+fn str_array(items: &[String]) -> Value {
+    let mut a = Array::new();
+    for i in items {
+        a.push(i.as_str());
+    }
+    Value::Array(a)
+}
+
+fn now_seconds() -> DateTime<Utc> {
+    let now = Utc::now();
+    now.with_nanosecond(0).unwrap_or(now)
+}
+
+/// Executor questions, the new or updated entry, and the save.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    args: &RegisterArgs,
+    prompter: &Prompter,
+    doc: &mut ConfigDocument,
+    runners: &[RunnerConfig],
+    url: &str,
+    name: &str,
+    details: &RunnerRegistrationDetails,
+    token: &str,
+    log: &Logger,
+) -> anyhow::Result<()> {
+    let executor = prompter.require(
+        args.executor.as_deref(),
+        &format!("Enter an executor: {}:", EXECUTORS.join(", ")),
+        None,
+        "executor",
+        "--executor shell|docker|custom or set RUNNER_EXECUTOR",
+    )?;
+    if !EXECUTORS.contains(&executor.as_str()) {
+        bail!(
+            "executor {executor:?} is not supported by forerunner: use --executor shell, docker or custom"
+        );
+    }
+    let docker_image = if executor == "docker" {
+        Some(prompter.require(
+            args.docker.image.as_deref(),
+            "Enter the default Docker image (for example, ruby:3.3):",
+            None,
+            "default Docker image",
+            "--docker-image or set DOCKER_IMAGE",
+        )?)
+    } else {
+        args.docker.image.clone()
+    };
+    if executor == "custom" && args.custom.run_exec.is_none() {
+        log.warn(
+            "The custom executor needs run_exec: set it in [runners.custom] or register with --custom-run-exec",
+            &[],
+        );
+    }
+
+    let mut keys: Vec<(String, Value)> = vec![
+        ("name".into(), Value::from(name)),
+        ("url".into(), Value::from(url)),
+        ("id".into(), Value::from(details.id)),
+        ("token".into(), Value::from(token)),
+        (
+            "token_obtained_at".into(),
+            datetime_value(Some(now_seconds())),
+        ),
+        (
+            "token_expires_at".into(),
+            datetime_value(details.token_expires_at),
+        ),
+        ("executor".into(), Value::from(executor.as_str())),
+    ];
+    let mut opt_str = |k: &str, v: &Option<String>| {
+        if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+            keys.push((k.into(), Value::from(v)));
+        }
+    };
+    opt_str("shell", &args.shell);
+    opt_str("builds_dir", &args.builds_dir);
+    opt_str("cache_dir", &args.cache_dir);
+    opt_str("clone_url", &args.clone_url);
+    for (k, v) in [
+        ("limit", args.limit),
+        ("request_concurrency", args.request_concurrency),
+        ("output_limit", args.output_limit),
+    ] {
+        if let Some(v) = v {
+            keys.push((k.into(), Value::from(v)));
+        }
+    }
+    if !args.env.is_empty() {
+        keys.push(("environment".into(), str_array(&args.env)));
+    }
+
+    let mut sections = Vec::new();
+    if let Some(cache) = cache_section(&args.cache) {
+        sections.extend(cache);
+    }
+    if executor == "docker" || docker_given(&args.docker) {
+        sections.push((
+            "docker".to_owned(),
+            docker_section(&args.docker, docker_image.as_deref(), executor == "docker"),
+        ));
+    }
+    let custom = custom_section(&args.custom);
+    if executor == "custom" || !custom.is_empty() {
+        sections.push(("custom".to_owned(), custom));
+    }
+
+    let same: Vec<usize> = runners
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.token == token)
+        .map(|(i, _)| i)
+        .collect();
+    if let Some(&first) = same.first() {
+        for (k, v) in &keys {
+            doc.set_runner_value(first, None, k, v.clone())?;
+        }
+        for (section, pairs) in &sections {
+            for (k, v) in pairs {
+                doc.set_runner_value(first, Some(section), k, v.clone())?;
+            }
+        }
+        // Extra copies of the same token poll as one runner manager: drop them.
+        doc.remove_runners(&same[1..]);
+        log.info(
+            &format!(
+                "Updated the existing entry #{} for this token in {} instead of adding a duplicate{}",
+                first + 1,
+                doc.path().display(),
+                if same.len() > 1 {
+                    format!(" (and removed {} more copies of it)", same.len() - 1)
+                } else {
+                    String::new()
+                }
+            ),
+            &[("name", name), ("runner", &short(token))],
+        );
+    } else {
+        doc.append_runner(&NewRunner { keys, sections })?;
+    }
+    save(doc).context("the runner was registered but config.toml could not be saved")
+}
+
+fn docker_given(d: &DockerArgs) -> bool {
+    d.image.is_some()
+        || d.privileged.is_some()
+        || !d.volumes.is_empty()
+        || !d.pull_policy.is_empty()
+        || d.host.is_some()
+}
+
+fn docker_section(d: &DockerArgs, image: Option<&str>, defaults: bool) -> Vec<(String, Value)> {
+    let mut out: Vec<(String, Value)> = Vec::new();
+    let mut push = |k: &str, v: Value| out.push((k.to_owned(), v));
+    if let Some(h) = &d.host {
+        push("host", Value::from(h.as_str()));
+    }
+    if defaults {
+        push("tls_verify", Value::from(false));
+    }
+    if let Some(i) = image {
+        push("image", Value::from(i));
+    }
+    if defaults || d.privileged.is_some() {
+        push("privileged", Value::from(d.privileged.unwrap_or(false)));
+    }
+    if defaults {
+        push("disable_entrypoint_overwrite", Value::from(false));
+        push("oom_kill_disable", Value::from(false));
+    }
+    let disable_cache = d.disable_cache.unwrap_or(false);
+    if defaults || d.disable_cache.is_some() {
+        push("disable_cache", Value::from(disable_cache));
+    }
+    let mut volumes = d.volumes.clone();
+    // As the official runner: a /cache volume unless caching is disabled.
+    if defaults && !disable_cache && !volumes.iter().any(|v| v.split(':').any(|p| p == "/cache")) {
+        volumes.push("/cache".to_owned());
+    }
+    if defaults || !volumes.is_empty() {
+        push("volumes", str_array(&volumes));
+    }
+    match d.pull_policy.as_slice() {
+        [] => {}
+        [one] => push("pull_policy", Value::from(one.as_str())),
+        many => push("pull_policy", str_array(many)),
+    }
+    for (k, v) in [
+        ("cache_dir", &d.cache_dir),
+        ("network_mode", &d.network_mode),
+        ("helper_image", &d.helper_image),
+        ("memory", &d.memory),
+        ("cpus", &d.cpus),
+        ("user", &d.user),
+    ] {
+        if let Some(v) = v {
+            push(k, Value::from(v.as_str()));
+        }
+    }
+    for (k, v) in [
+        ("allowed_images", &d.allowed_images),
+        ("allowed_services", &d.allowed_services),
+        ("allowed_pull_policies", &d.allowed_pull_policies),
+        ("extra_hosts", &d.extra_hosts),
+        ("dns", &d.dns),
+    ] {
+        if !v.is_empty() {
+            push(k, str_array(v));
+        }
+    }
+    if let Some(t) = d.wait_for_services_timeout {
+        push("wait_for_services_timeout", Value::from(t));
+    }
+    if defaults || d.shm_size.is_some() {
+        push("shm_size", Value::from(d.shm_size.unwrap_or(0)));
+    }
+    out
+}
+
+fn custom_section(c: &CustomArgs) -> Vec<(String, Value)> {
+    let mut out: Vec<(String, Value)> = Vec::new();
+    let mut exec = |k: &str,
+                    v: &Option<String>,
+                    args_key: &str,
+                    args: &[String],
+                    timeout: Option<(&str, Option<i64>)>| {
+        if let Some(v) = v {
+            out.push((k.to_owned(), Value::from(v.as_str())));
+        }
+        if !args.is_empty() {
+            out.push((args_key.to_owned(), str_array(args)));
+        }
+        if let Some((tk, Some(t))) = timeout {
+            out.push((tk.to_owned(), Value::from(t)));
+        }
+    };
+    exec(
+        "config_exec",
+        &c.config_exec,
+        "config_args",
+        &c.config_args,
+        Some(("config_exec_timeout", c.config_exec_timeout)),
+    );
+    exec(
+        "prepare_exec",
+        &c.prepare_exec,
+        "prepare_args",
+        &c.prepare_args,
+        Some(("prepare_exec_timeout", c.prepare_exec_timeout)),
+    );
+    exec("run_exec", &c.run_exec, "run_args", &c.run_args, None);
+    exec(
+        "cleanup_exec",
+        &c.cleanup_exec,
+        "cleanup_args",
+        &c.cleanup_args,
+        Some(("cleanup_exec_timeout", c.cleanup_exec_timeout)),
+    );
+    if let Some(t) = c.graceful_kill_timeout {
+        out.push(("graceful_kill_timeout".into(), Value::from(t)));
+    }
+    if let Some(t) = c.force_kill_timeout {
+        out.push(("force_kill_timeout".into(), Value::from(t)));
+    }
+    out
+}
+
+type Section = (String, Vec<(String, Value)>);
+
+fn cache_section(c: &CacheArgs) -> Option<Vec<Section>> {
+    let mut cache: Vec<(String, Value)> = Vec::new();
+    if let Some(t) = &c.cache_type {
+        cache.push(("Type".into(), Value::from(t.as_str())));
+    }
+    if let Some(p) = &c.path {
+        cache.push(("Path".into(), Value::from(p.as_str())));
+    }
+    if let Some(s) = c.shared {
+        cache.push(("Shared".into(), Value::from(s)));
+    }
+    let mut s3: Vec<(String, Value)> = Vec::new();
+    for (k, v) in [
+        ("ServerAddress", &c.s3_server_address),
+        ("AccessKey", &c.s3_access_key),
+        ("SecretKey", &c.s3_secret_key),
+        ("BucketName", &c.s3_bucket_name),
+        ("BucketLocation", &c.s3_bucket_location),
+        ("AuthenticationType", &c.s3_authentication_type),
+    ] {
+        if let Some(v) = v {
+            s3.push((k.into(), Value::from(v.as_str())));
+        }
+    }
+    if let Some(i) = c.s3_insecure {
+        s3.push(("Insecure".into(), Value::from(i)));
+    }
+    if cache.is_empty() && s3.is_empty() {
+        return None;
+    }
+    let mut out = vec![("cache".to_owned(), cache)];
+    if !s3.is_empty() {
+        out.push(("cache.s3".to_owned(), s3));
+    }
+    Some(out)
+}
