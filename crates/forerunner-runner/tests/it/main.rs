@@ -1,0 +1,5 @@
+//! Integration tests of the runner library: config.toml fixtures from the
+//! official documentation, lossless rewrites, and crash-safe saves.
+
+mod atomic_write;
+mod config_fixtures;
