@@ -1,2 +1,16 @@
-//! The Forerunner coordinator: GitLab's REST API v4 for runners and runner management.
+//! The Forerunner coordinator: a lightweight GitLab-compatible server that
+//! answers GitLab's REST API v4 for runner registration and management.
+//!
+//! Layers, outermost first: [`cli`] (`forerunner serve`/`admin`),
+//! [`startup`] (bind and serve), [`api`] (thin handlers and GitLab's wire
+//! behaviour), [`domain`] (rules without I/O), [`store`] (persistence behind
+//! traits). Jobs, pipelines and long polling come in later issues.
+
+pub mod api;
+pub mod bootstrap;
 pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

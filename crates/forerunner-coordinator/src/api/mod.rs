@@ -1,0 +1,113 @@
+//! GitLab REST API v4 as the coordinator serves it: the router, shared
+//! state, and one module per endpoint group. Handlers are thin: they decode
+//! [`params::Params`], authenticate ([`auth`]), call the [`crate::store`] and
+//! present the result ([`present`]); every failure is an
+//! [`error::ApiError`] rendered with GitLab's exact body.
+
+pub mod access;
+pub mod auth;
+pub mod error;
+pub mod groups;
+pub mod manage_runners;
+pub mod meta;
+pub mod pagination;
+pub mod params;
+pub mod present;
+pub mod projects;
+pub mod runners;
+pub mod settings;
+pub mod user_runners;
+pub mod users;
+
+use std::net::SocketAddr;
+
+use axum::http::Request;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use tower_http::trace::TraceLayer;
+
+use crate::store::Store;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// Persistence.
+    pub store: Store,
+    /// The address the server is bound to (fallback for the base URL).
+    pub local_addr: SocketAddr,
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let v4 = Router::new()
+        .route("/version", get(meta::version))
+        .route("/user", get(users::current))
+        .route("/users", get(users::list))
+        .route(
+            "/application/settings",
+            get(settings::get).put(settings::update),
+        )
+        .route("/user/runners", post(user_runners::create))
+        .route(
+            "/runners",
+            post(runners::register)
+                .delete(runners::unregister)
+                .get(manage_runners::list_owned),
+        )
+        .route("/runners/verify", post(runners::verify))
+        .route("/runners/managers", delete(runners::unregister_manager))
+        .route(
+            "/runners/reset_authentication_token",
+            post(runners::reset_token),
+        )
+        .route(
+            "/runners/reset_registration_token",
+            post(settings::reset_instance_token),
+        )
+        .route("/runners/all", get(manage_runners::list_all))
+        .route(
+            "/runners/{id}",
+            get(manage_runners::get)
+                .put(manage_runners::update)
+                .delete(manage_runners::delete),
+        )
+        .route("/runners/{id}/managers", get(manage_runners::managers))
+        .route(
+            "/runners/{id}/reset_authentication_token",
+            post(manage_runners::reset_token),
+        )
+        .route("/projects", get(projects::list).post(projects::create))
+        .route("/projects/{id}", get(projects::get))
+        .route(
+            "/projects/{id}/runners",
+            get(manage_runners::list_for_project).post(manage_runners::assign_to_project),
+        )
+        .route(
+            "/projects/{id}/runners/reset_registration_token",
+            post(settings::reset_project_token),
+        )
+        .route(
+            "/projects/{id}/runners/{runner_id}",
+            delete(manage_runners::unassign_from_project),
+        )
+        .route("/groups", get(groups::list).post(groups::create))
+        .route("/groups/{id}", get(groups::get))
+        .route("/groups/{id}/runners", get(manage_runners::list_for_group))
+        .route(
+            "/groups/{id}/runners/reset_registration_token",
+            post(settings::reset_group_token),
+        );
+    Router::new()
+        .route("/-/health", get(meta::health))
+        .route("/-/readiness", get(meta::readiness))
+        .route("/-/liveness", get(meta::liveness))
+        .nest("/api/v4", v4)
+        .fallback(meta::not_found)
+        .layer(
+            // Only the path is logged: query strings may carry tokens.
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+            }),
+        )
+        .with_state(state)
+}

@@ -1,0 +1,48 @@
+//! Typed settings of the coordinator, built from the command line and the
+//! environment (`FORERUNNER_ROOT_TOKEN`, `FORERUNNER_REGISTRATION_TOKEN`).
+
+use std::path::PathBuf;
+
+use crate::domain::Secret;
+
+/// Default listen address of `forerunner serve`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "./forerunner-data";
+/// Environment variable with root's personal access token.
+pub const ROOT_TOKEN_ENV: &str = "FORERUNNER_ROOT_TOKEN";
+/// Environment variable with the instance registration token.
+pub const REGISTRATION_TOKEN_ENV: &str = "FORERUNNER_REGISTRATION_TOKEN";
+
+/// Everything [`crate::startup::Application::build`] needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Address to bind (`host:port`; port 0 picks a free one).
+    pub listen: String,
+    /// Directory of the database and the generated token files.
+    pub data_dir: PathBuf,
+    /// Root's personal access token (`glpat-…`); generated when `None` on
+    /// first start.
+    pub root_token: Option<Secret>,
+    /// Instance registration token; generated when `None` and none is set.
+    pub registration_token: Option<Secret>,
+}
+
+impl Settings {
+    /// Settings for `data_dir` with the tokens taken from the environment.
+    pub fn from_env(listen: String, data_dir: PathBuf) -> Settings {
+        let var = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+                .map(Secret::new)
+        };
+        Settings {
+            listen,
+            data_dir,
+            root_token: var(ROOT_TOKEN_ENV),
+            registration_token: var(REGISTRATION_TOKEN_ENV),
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! [`Application`]: opens the store, bootstraps, binds the listener (so port
+//! 0 works and the real port is known before serving) and serves until a
+//! shutdown future resolves.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use crate::api::{self, AppState};
+use crate::bootstrap::bootstrap;
+use crate::config::Settings;
+use crate::store::Store;
+
+/// A coordinator bound to its address, ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    store: Store,
+}
+
+impl Application {
+    /// Creates the data directory, opens and migrates the database,
+    /// bootstraps root and the tokens, and binds `settings.listen`.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+            format!(
+                "failed to create the data directory {}",
+                settings.data_dir.display()
+            )
+        })?;
+        let store = Store::open(&settings.data_dir).await?;
+        bootstrap(&store, &settings).await?;
+        let listener = TcpListener::bind(&settings.listen).await.with_context(|| {
+            format!(
+                "failed to listen on {} (is another server using it? try --listen 127.0.0.1:0)",
+                settings.listen
+            )
+        })?;
+        let local_addr = listener
+            .local_addr()
+            .context("failed to read the bound address")?;
+        Ok(Application {
+            listener,
+            local_addr,
+            store,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.local_addr.port()
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `http://<bound address>`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.local_addr)
+    }
+
+    /// The store (for in-process tests and tools).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let state = AppState {
+            store: self.store,
+            local_addr: self.local_addr,
+        };
+        let app = api::router(state);
+        tracing::info!(address = %self.local_addr, "listening on http://{}", self.local_addr);
+        axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("the HTTP server failed")?;
+        tracing::info!("coordinator stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "failed to listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "failed to listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("received SIGINT, shutting down"),
+        () = terminate => tracing::info!("received SIGTERM, shutting down"),
+    }
+}
