@@ -157,3 +157,14 @@ fn save(doc: &mut ConfigDocument) -> anyhow::Result<()> {
     let path = doc.path().display().to_string();
     doc.save().with_context(|| format!("failed to save {path}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Subcommand as _;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        let cmd = super::Command::augment_subcommands(clap::Command::new("forerunner"));
+        cmd.debug_assert();
+    }
+}

@@ -141,7 +141,11 @@ struct DockerArgs {
     #[arg(long = "docker-disable-cache", env = "DOCKER_DISABLE_CACHE", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new(), action = ArgAction::Set)]
     disable_cache: Option<bool>,
     /// Directory for Docker caches
-    #[arg(long = "docker-cache-dir", env = "DOCKER_CACHE_DIR")]
+    #[arg(
+        id = "docker_cache_dir",
+        long = "docker-cache-dir",
+        env = "DOCKER_CACHE_DIR"
+    )]
     cache_dir: Option<String>,
     /// Container network mode
     #[arg(long = "docker-network-mode", env = "DOCKER_NETWORK_MODE")]
