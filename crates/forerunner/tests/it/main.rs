@@ -2,3 +2,4 @@
 //! 127.0.0.1:0 with a fresh data dir, driven by our runner and by
 //! python-gitlab.
 mod coordinator_api;
+mod python_gitlab;
