@@ -1,1 +1,82 @@
 //! `.gitlab-ci.yml` → validated model → planned jobs. Pure logic: no I/O, no async.
+//!
+//! Two calls cover the whole life of a pipeline configuration:
+//!
+//! 1. [`compile`] reads the file (and `include: local` files through a
+//!    [`FileReader`]), applies `extends`, `!reference`, anchors and
+//!    `default:`, and validates every keyword. It never fails outright: it
+//!    returns every [`Diagnostic`] found and a [`Model`] when there were no
+//!    errors.
+//! 2. [`plan`] evaluates `workflow:rules`, job `rules` / `only` / `except`,
+//!    `parallel` and `needs` for one ref and set of variables and changed
+//!    files ([`PlanInput`]) and returns the [`PlannedJob`]s GitLab would
+//!    create, or why no pipeline is created.
+//!
+//! Modules, in pipeline order:
+//! - `yaml`: YAML text → positioned tree (anchors, merge keys, tags).
+//! - `compose`: `include`, `extends`, `!reference`.
+//! - `lint`: keywords and cross-job checks → [`Model`].
+//! - [`plan`](mod@plan): rules and expansion → [`Plan`].
+//! - [`expr`]: the `rules:if` expression language.
+//! - `glob`, `duration`, `variables`: GitLab's path globs, durations and
+//!   `$VAR` expansion.
+//! - [`render`]: the stable text form of plans and diagnostics used by
+//!   golden tests and `exec --list`.
+//!
+//! Invariant: no I/O, no async, no panics on any input (fuzzed).
+#![warn(missing_docs)]
+
+mod compose;
+pub mod diagnostic;
+mod duration;
+pub mod expr;
+mod glob;
+mod lint;
+pub mod model;
+pub mod plan;
+pub mod render;
+mod variables;
+mod yaml;
+
+pub use compose::{FileReader, NoFiles};
+pub use diagnostic::{Diagnostic, Mark, Severity};
+pub use model::Model;
+pub use plan::{plan, NotCreated, Plan, PlanInput, PlanOutcome, PlanReport, PlannedJob};
+
+use diagnostic::Sink;
+
+/// The result of [`compile`].
+#[derive(Clone, Debug)]
+pub struct Compiled {
+    /// The validated configuration; `None` when there are errors.
+    pub model: Option<Model>,
+    /// Every problem found, errors and warnings, in discovery order.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Compiled {
+    /// True when there is at least one error.
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Parses and validates a pipeline configuration.
+///
+/// `file` names the configuration in diagnostics (usually
+/// `.gitlab-ci.yml`); `reader` supplies files for `include: local`.
+pub fn compile(file: &str, source: &str, reader: &dyn FileReader) -> Compiled {
+    let mut sink = Sink::default();
+    let model = compose::load(file, source, reader, &mut sink).and_then(|mut root| {
+        if !compose::resolve_extends(&mut root, &mut sink) {
+            return None;
+        }
+        compose::resolve_references(&mut root, &mut sink);
+        Some(lint::lint(&root, &mut sink))
+    });
+    let model = if sink.has_errors() { None } else { model };
+    Compiled {
+        model,
+        diagnostics: sink.items,
+    }
+}

@@ -1,0 +1,7 @@
+//! Integration tests of `forerunner-pipeline`: golden files under
+//! `test_data/`.
+//!
+//! Run with `UPDATE_EXPECT=1` to rewrite the `.expected` files after a
+//! deliberate change, then review the diff.
+
+mod golden;
