@@ -2,6 +2,8 @@
 //! as JSON when `FORERUNNER_LOG_FORMAT=json`. Secrets never reach a log
 //! line; code logs tokens only in their short form.
 
+use std::io::IsTerminal as _;
+
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber; does nothing if one is already set (as
@@ -12,6 +14,7 @@ pub fn init() {
     let json = std::env::var("FORERUNNER_LOG_FORMAT").is_ok_and(|v| v == "json");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = if json {
         builder.json().try_init()

@@ -3,3 +3,4 @@
 //! python-gitlab.
 mod coordinator_api;
 mod python_gitlab;
+mod serve_cli;
