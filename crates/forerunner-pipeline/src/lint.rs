@@ -1786,10 +1786,8 @@ impl Ctx<'_> {
         stages: &[String],
         defaults: &Defaults,
     ) -> Option<JobDef> {
-        let entries = self.map(node, path, "a hash", JOB_KEYS, IGNORED_JOB_KEYS)?;
-        let unsupported = ["trigger", "run"];
-        for k in unsupported {
-            if node.get(k).is_some() && !entries.iter().any(|(e, _)| e.name == "script") {
+        for k in ["trigger", "run"] {
+            if node.get(k).is_some() && node.get("script").is_none() {
                 self.warning(
                     &key.mark,
                     path,
@@ -1798,6 +1796,7 @@ impl Ctx<'_> {
                 return None;
             }
         }
+        let entries = self.map(node, path, "a hash", JOB_KEYS, IGNORED_JOB_KEYS)?;
         let mut job = JobDef {
             name: name.to_owned(),
             mark: key.mark.clone(),

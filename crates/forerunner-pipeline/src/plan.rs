@@ -11,8 +11,9 @@
 //! `CI_JOB_ID`) are left to the coordinator.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
-use crate::diagnostic::{join_key, Diagnostic, Sink};
+use crate::diagnostic::{join_key, Diagnostic, Mark, Sink};
 use crate::glob;
 use crate::model::{
     AllowFailure, Artifacts, Cache, Changes, Duration, Environment, Image, JobDef, Model, Need,
@@ -261,14 +262,21 @@ struct Planner<'a> {
     model: &'a Model,
     input: &'a PlanInput,
     sink: Sink,
+    /// Where the job being planned is defined, for diagnostics.
+    mark: Mark,
 }
 
 /// Plans the pipeline `model` would create for `input`.
 pub fn plan(model: &Model, input: &PlanInput) -> PlanReport {
+    let mark = model.jobs.first().map_or_else(
+        || Mark::start_of(&Arc::from(".gitlab-ci.yml")),
+        |j| Mark::start_of(&j.mark.file),
+    );
     let mut planner = Planner {
         model,
         input,
         sink: Sink::default(),
+        mark,
     };
     let outcome = planner.run();
     let outcome = if planner.sink.has_errors() {
@@ -365,13 +373,15 @@ impl Planner<'_> {
                 return false;
             }
         }
-        if let Some(changes) = &rule.changes {
-            if !self.changes_match(changes, vars, path) {
+        // `exists` before `changes`: a `compare_to` whose changes are
+        // unknown is only an error when it decides the outcome.
+        if let Some(exists) = &rule.exists {
+            if !self.exists_match(exists, vars) {
                 return false;
             }
         }
-        if let Some(exists) = &rule.exists {
-            if !self.exists_match(exists, vars) {
+        if let Some(changes) = &rule.changes {
+            if !self.changes_match(changes, vars, path) {
                 return false;
             }
         }
@@ -390,17 +400,10 @@ impl Planner<'_> {
                 match self.input.changed_files_by_ref.get(&reference) {
                     Some(files) => files,
                     None => {
-                        let mark = self
-                            .model
-                            .jobs
-                            .first()
-                            .map(|j| j.mark.clone())
-                            .unwrap_or_else(|| {
-                                crate::diagnostic::Mark::start_of(&std::sync::Arc::from(""))
-                            });
+                        let mark = self.mark.clone();
                         self.sink.error(
                             &mark,
-                            &join_key(path, "changes.compare_to"),
+                            &join_key(&join_key(path, "changes"), "compare_to"),
                             format!("`compare_to: {reference}` names a ref whose changes are unknown; push the ref or fix the name"),
                         );
                         return false;
@@ -487,6 +490,7 @@ impl Planner<'_> {
             .collect();
         let vars = self.eval_map(&[&global, workflow_vars, &def.variables]);
         let path = join_key("jobs", &def.name);
+        self.mark = def.mark.clone();
 
         let mut when = def.when;
         let mut start_in = def.start_in.clone();
