@@ -2,7 +2,9 @@
 
 use anyhow::{bail, Context as _};
 use forerunner_coordinator::config::Settings;
-use forerunner_coordinator::domain::{NewPersonalAccessToken, NewUser, Scope, Secret};
+use forerunner_coordinator::domain::{
+    ManagerHeartbeat, NewPersonalAccessToken, NewUser, Scope, Secret,
+};
 use forerunner_coordinator::startup::Application;
 use forerunner_coordinator::store::Store;
 use forerunner_coordinator::telemetry;
@@ -221,6 +223,24 @@ impl TestCoordinator {
     pub async fn create_instance_runner(&self) -> (i64, String) {
         self.create_runner(json!({"runner_type": "instance_type", "run_untagged": true}))
             .await
+    }
+
+    /// Records a contact of `runner_id` from machine `system_id` that
+    /// happened `ago` (to make a runner offline without waiting).
+    pub async fn record_contact(&self, runner_id: i64, system_id: &str, ago: std::time::Duration) {
+        let ago = chrono::Duration::from_std(ago).expect("duration out of range");
+        self.store
+            .runners
+            .heartbeat(
+                runner_id,
+                ManagerHeartbeat {
+                    system_id: system_id.into(),
+                    ..Default::default()
+                },
+                chrono::Utc::now() - ago,
+            )
+            .await
+            .expect("failed to record a contact");
     }
 
     /// A fresh registration token of a group (`POST /groups/:id/runners/reset_registration_token`).

@@ -1,6 +1,8 @@
 //! The coordinator's GitLab REST API v4, endpoint by endpoint, against the
 //! real server on 127.0.0.1:0: status codes, bodies, error paths.
 
+use std::time::Duration;
+
 use forerunner_testkit::TestCoordinator;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{json, Value};
@@ -935,4 +937,1043 @@ async fn runners_reset_their_tokens() {
     )
     .await;
     assert_eq!(got, message("401 Unauthorized"));
+}
+
+/// GET with a PAT and optional Host header; returns (status, headers, JSON).
+async fn get_with_host(
+    c: &TestCoordinator,
+    path: &str,
+    pat: &str,
+    host: Option<&str>,
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let mut req = c.client().get(c.api(path)).header("PRIVATE-TOKEN", pat);
+    if let Some(host) = host {
+        req = req.header("host", host);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp.json().await.unwrap_or(Value::Null);
+    (status, headers, body)
+}
+
+fn ids(list: &Value) -> Vec<i64> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runner_management_respects_ownership() {
+    let c = TestCoordinator::spawn().await;
+    let alice = c.create_user("alice", false, &["api"]).await;
+    let bob = c.create_user("bob", false, &["api"]).await;
+    let a = Some(alice.token.as_str());
+    let b = Some(bob.token.as_str());
+    let group = expect(
+        call(
+            &c,
+            Method::POST,
+            "/groups",
+            a,
+            Some(json!({"name": "alice group"})),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let v = expect(
+        call(
+            &c,
+            Method::POST,
+            "/user/runners",
+            a,
+            Some(json!({"runner_type": "group_type", "group_id": group["id"], "tag_list": ["x"]})),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let rid = v["id"].as_i64().unwrap();
+    let (instance_id, _) = c.create_instance_runner().await;
+    let path = format!("/runners/{rid}");
+
+    // Owner: list, get, update, managers.
+    let owned = expect(
+        call(&c, Method::GET, "/runners", a, None).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(ids(&owned), [rid]);
+    let none = expect(
+        call(&c, Method::GET, "/runners", b, None).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(ids(&none), Vec::<i64>::new());
+    let d = expect(call(&c, Method::GET, &path, a, None).await, StatusCode::OK).await;
+    assert_eq!(d["groups"][0]["id"], group["id"]);
+    assert_eq!(d["is_shared"], false);
+    // Others: 403 with GitLab's reasons; instance runners are visible to all.
+    let got = expect(
+        call(&c, Method::GET, &path, b, None).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert_eq!(got, message("403 Forbidden - No access granted"));
+    let got = expect(
+        call(&c, Method::PUT, &path, b, Some(json!({"description": "x"}))).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert_eq!(got, message("403 Forbidden"));
+    expect(
+        call(&c, Method::DELETE, &path, b, None).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    expect(
+        call(
+            &c,
+            Method::GET,
+            &format!("/runners/{rid}/managers"),
+            b,
+            None,
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    expect(
+        call(
+            &c,
+            Method::POST,
+            &format!("/runners/{rid}/reset_authentication_token"),
+            b,
+            None,
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    let d = expect(
+        call(&c, Method::GET, &format!("/runners/{instance_id}"), b, None).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(d["is_shared"], true);
+    expect(
+        call(
+            &c,
+            Method::PUT,
+            &format!("/runners/{instance_id}"),
+            b,
+            Some(json!({"paused": true})),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    let got = expect(
+        call(&c, Method::GET, "/runners/all", a, None).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert_eq!(got, message("403 Forbidden"));
+    // Unknown ids.
+    let got = expect(
+        call(&c, Method::GET, "/runners/999999", a, None).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert_eq!(got, message("404 Not found"));
+    expect(
+        call(&c, Method::GET, "/runners/abc", a, None).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+
+    // PUT: every attribute, from a form body; validation errors.
+    let resp = c
+        .client()
+        .put(c.api(&path))
+        .header("PRIVATE-TOKEN", &alice.token)
+        .form(&[
+            ("description", "new"),
+            ("tag_list", "p,q"),
+            ("run_untagged", "false"),
+            ("locked", "true"),
+            ("access_level", "ref_protected"),
+            ("maximum_timeout", "7200"),
+            ("maintenance_note", "n"),
+            ("paused", "true"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let d = expect(resp, StatusCode::OK).await;
+    assert_eq!(d["description"], "new");
+    assert_eq!(d["tag_list"], json!(["p", "q"]));
+    assert_eq!(d["run_untagged"], false);
+    assert_eq!(d["locked"], true);
+    assert_eq!(d["access_level"], "ref_protected");
+    assert_eq!(d["maximum_timeout"], 7200);
+    assert_eq!(d["maintenance_note"], "n");
+    assert_eq!(d["paused"], true);
+    let got = expect(
+        call(&c, Method::PUT, &path, a, Some(json!({}))).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(got["error"]
+        .as_str()
+        .unwrap()
+        .ends_with("at least one parameter must be provided"));
+    let got = expect(
+        call(&c, Method::PUT, &path, a, Some(json!({"tag_list": []}))).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(
+        got,
+        json!({"message": {"tags_list": ["can not be empty when runner is not allowed to pick untagged jobs"]}})
+    );
+    let got = expect(
+        call(
+            &c,
+            Method::PUT,
+            &path,
+            a,
+            Some(json!({"active": true, "paused": true})),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(
+        got,
+        json!({"error": "active, paused are mutually exclusive"})
+    );
+    expect(
+        call(
+            &c,
+            Method::PUT,
+            &path,
+            a,
+            Some(json!({"maximum_timeout": 5})),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+
+    // DELETE by id, then the token is dead.
+    expect(
+        call(&c, Method::DELETE, &path, a, None).await,
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    expect(
+        call(&c, Method::GET, &path, a, None).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    let got = expect(
+        call(
+            &c,
+            Method::POST,
+            "/runners/verify",
+            None,
+            Some(json!({"token": v["token"]})),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert_eq!(got, message("403 Forbidden"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runner_lists_filter_by_type_status_paused_tags_and_scope() {
+    let c = TestCoordinator::spawn().await;
+    let root = c.root_token.clone();
+    let group = c.create_group("filters").await;
+    let (online, online_token) = c
+        .create_runner(json!({"runner_type": "instance_type", "tag_list": ["linux", "docker"]}))
+        .await;
+    let (offline, _) = c
+        .create_runner(
+            json!({"runner_type": "group_type", "group_id": group["id"], "tag_list": ["linux"]}),
+        )
+        .await;
+    let (never, _) = c
+        .create_runner(json!({"runner_type": "instance_type", "paused": true}))
+        .await;
+    expect(
+        call(
+            &c,
+            Method::POST,
+            "/runners/verify",
+            None,
+            Some(json!({"token": online_token, "system_id": "s_1"})),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    // Contact three hours ago: offline.
+    c.record_contact(offline, "s_2", Duration::from_secs(3 * 3600))
+        .await;
+
+    let list = |q: &'static str| {
+        let c = &c;
+        let root = root.clone();
+        async move {
+            let (status, _, body) =
+                get_with_host(c, &format!("/runners/all{q}"), &root, None).await;
+            assert_eq!(status, StatusCode::OK, "{q}: {body}");
+            ids(&body)
+        }
+    };
+    assert_eq!(list("").await, [online, offline, never]);
+    assert_eq!(list("?type=group_type").await, [offline]);
+    assert_eq!(list("?type=instance_type").await, [online, never]);
+    assert_eq!(list("?status=online").await, [online]);
+    assert_eq!(list("?status=offline").await, [offline]);
+    assert_eq!(list("?status=never_contacted").await, [never]);
+    assert_eq!(list("?status=paused").await, [never]);
+    assert_eq!(list("?paused=true").await, [never]);
+    assert_eq!(list("?paused=false").await, [online, offline]);
+    assert_eq!(list("?tag_list=linux").await, [online, offline]);
+    assert_eq!(list("?tag_list=linux,docker").await, [online]);
+    assert_eq!(list("?tag_list[]=docker&tag_list[]=linux").await, [online]);
+    assert_eq!(list("?scope=shared").await, [online, never]);
+    assert_eq!(list("?scope=specific").await, [offline]);
+    assert_eq!(list("?scope=online").await, [online]);
+    // Statuses as the REST entity reports them.
+    let (_, _, all) = get_with_host(&c, "/runners/all", &root, None).await;
+    let statuses: Vec<_> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["online", "offline", "never_contacted"]);
+
+    for (q, body) in [
+        (
+            "/runners/all?type=nope",
+            json!({"error": "type does not have a valid value"}),
+        ),
+        (
+            "/runners/all?status=nope",
+            json!({"error": "status does not have a valid value"}),
+        ),
+        (
+            "/runners/all?scope=nope",
+            message("Scope contains invalid value"),
+        ),
+        (
+            "/runners?scope=shared",
+            message("Scope contains invalid value"),
+        ),
+        (
+            "/runners/all?per_page=0",
+            json!({"error": "per_page does not have a valid value"}),
+        ),
+        ("/runners/all?paused=maybe", Value::Null),
+    ] {
+        let (status, _, got) = get_with_host(&c, q, &root, None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{q}");
+        if !body.is_null() {
+            assert_eq!(got, body, "{q}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pagination_across_pages_with_links_under_the_request_host() {
+    let c = TestCoordinator::spawn().await;
+    let mut created = Vec::new();
+    for i in 0..7 {
+        let (id, _) = c
+            .create_runner(json!({"runner_type": "instance_type", "description": format!("r{i}")}))
+            .await;
+        created.push(id);
+    }
+    let (status, h, page1) = get_with_host(
+        &c,
+        "/runners/all?per_page=3&type=instance_type",
+        &c.root_token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ids(&page1), created[..3]);
+    assert_eq!(h["x-page"], "1");
+    assert_eq!(h["x-per-page"], "3");
+    assert_eq!(h["x-total"], "7");
+    assert_eq!(h["x-total-pages"], "3");
+    assert_eq!(h["x-next-page"], "2");
+    assert_eq!(h["x-prev-page"], "");
+    assert!(h["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
+    let link = h["link"].to_str().unwrap();
+    let next = format!(
+        "<{}/api/v4/runners/all?type=instance_type&page=2&per_page=3>; rel=\"next\"",
+        c.url
+    );
+    assert!(link.contains(&next), "{link}");
+    assert!(link.contains("page=3&per_page=3>; rel=\"last\""), "{link}");
+    assert!(link.contains("page=1&per_page=3>; rel=\"first\""), "{link}");
+    assert!(!link.contains("rel=\"prev\""), "{link}");
+
+    // Follow rel="next" to the end.
+    let mut seen = ids(&page1);
+    let mut next_url = Some(link.to_owned());
+    while let Some(link) = next_url.take() {
+        let Some(url) = link
+            .split(", ")
+            .find(|l| l.ends_with("rel=\"next\""))
+            .map(|l| {
+                l.trim_start_matches('<')
+                    .split('>')
+                    .next()
+                    .unwrap()
+                    .to_owned()
+            })
+        else {
+            break;
+        };
+        let resp = c
+            .client()
+            .get(&url)
+            .header("PRIVATE-TOKEN", &c.root_token)
+            .send()
+            .await
+            .unwrap();
+        let l = resp.headers()["link"].to_str().unwrap().to_owned();
+        let body: Value = resp.json().await.unwrap();
+        seen.extend(ids(&body));
+        next_url = Some(l);
+    }
+    assert_eq!(seen, created);
+    let (_, h, page3) =
+        get_with_host(&c, "/runners/all?per_page=3&page=3", &c.root_token, None).await;
+    assert_eq!(ids(&page3), created[6..]);
+    assert_eq!(h["x-next-page"], "");
+    assert_eq!(h["x-prev-page"], "2");
+
+    // Links follow the Host the client used (behind a proxy, another name).
+    let (_, h, _) = get_with_host(
+        &c,
+        "/runners/all?per_page=3",
+        &c.root_token,
+        Some("gitlab.example.com:8443"),
+    )
+    .await;
+    assert!(h["link"]
+        .to_str()
+        .unwrap()
+        .contains("<http://gitlab.example.com:8443/api/v4/runners/all?page=2&per_page=3>"));
+    // per_page is capped at 100.
+    let (_, h, _) = get_with_host(&c, "/runners/all?per_page=500", &c.root_token, None).await;
+    assert_eq!(h["x-per-page"], "100");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn projects_and_groups() {
+    let c = TestCoordinator::spawn().await;
+    let root = Some(c.root_token.as_str());
+    let alice = c.create_user("alice", false, &["api"]).await;
+    let a = Some(alice.token.as_str());
+
+    let parent = expect(
+        call(
+            &c,
+            Method::POST,
+            "/groups",
+            root,
+            Some(json!({"name": "Parent", "path": "parent"})),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let child = expect(
+        call(
+            &c,
+            Method::POST,
+            "/groups",
+            root,
+            Some(json!({"name": "Child", "path": "child", "parent_id": parent["id"]})),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(child["full_path"], "parent/child");
+    assert_eq!(child["full_name"], "Parent / Child");
+    assert_eq!(child["parent_id"], parent["id"]);
+    assert_eq!(child["web_url"], format!("{}/groups/parent/child", c.url));
+    let got = expect(
+        call(
+            &c,
+            Method::POST,
+            "/groups",
+            root,
+            Some(json!({"name": "Parent", "path": "parent"})),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(
+        got,
+        json!({"message": {"path": ["has already been taken"]}})
+    );
+    let got = expect(
+        call(
+            &c,
+            Method::POST,
+            "/groups",
+            root,
+            Some(json!({"path": "x"})),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(got, json!({"error": "name is missing"}));
+    // Alice may not create subgroups of root's group.
+    expect(
+        call(
+            &c,
+            Method::POST,
+            "/groups",
+            a,
+            Some(json!({"name": "Sneaky", "parent_id": parent["id"]})),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+
+    let g = expect(
+        call(
+            &c,
+            Method::GET,
+            &format!("/groups/{}", child["id"]),
+            root,
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(g["id"], child["id"]);
+    let g = expect(
+        call(&c, Method::GET, "/groups/parent%2Fchild", root, None).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(g["id"], child["id"]);
+    let got = expect(
+        call(&c, Method::GET, "/groups/99999", root, None).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert_eq!(got, message("404 Group Not Found"));
+    expect(
+        call(
+            &c,
+            Method::GET,
+            &format!("/groups/{}", child["id"]),
+            a,
+            None,
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    let groups = expect(
+        call(&c, Method::GET, "/groups", root, None).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(groups.as_array().unwrap().len(), 2);
+    let groups = expect(
+        call(&c, Method::GET, "/groups", a, None).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(groups, json!([]));
+
+    let p = expect(
+        call(
+            &c,
+            Method::POST,
+            "/projects",
+            root,
+            Some(json!({"name": "My App", "namespace_id": child["id"], "import_url": "https://example.com/app.git"})),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(p["path"], "my-app");
+    assert_eq!(p["path_with_namespace"], "parent/child/my-app");
+    assert_eq!(p["namespace"]["kind"], "group");
+    assert_eq!(p["import_url"], "https://example.com/app.git");
+    assert_eq!(p["default_branch"], "main");
+    assert_eq!(p["web_url"], format!("{}/parent/child/my-app", c.url));
+    let personal = expect(
+        call(
+            &c,
+            Method::POST,
+            "/projects",
+            a,
+            Some(json!({"path": "mine"})),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(personal["path_with_namespace"], "alice/mine");
+    assert_eq!(personal["namespace"]["kind"], "user");
+    let got = expect(
+        call(
+            &c,
+            Method::POST,
+            "/projects",
+            a,
+            Some(json!({"path": "mine"})),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(
+        got,
+        json!({"message": {"path": ["has already been taken"]}})
+    );
+    let got = expect(
+        call(&c, Method::POST, "/projects", a, Some(json!({}))).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(
+        got,
+        json!({"error": "name, path are missing, at least one parameter must be provided"})
+    );
+    let got = expect(
+        call(
+            &c,
+            Method::POST,
+            "/projects",
+            a,
+            Some(json!({"name": "x", "namespace_id": child["id"]})),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(got, json!({"message": {"namespace": ["is not valid"]}}));
+
+    let got = expect(
+        call(
+            &c,
+            Method::GET,
+            &format!("/projects/{}", p["id"]),
+            root,
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(got["id"], p["id"]);
+    let got = expect(
+        call(
+            &c,
+            Method::GET,
+            "/projects/parent%2Fchild%2Fmy-app",
+            root,
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(got["id"], p["id"]);
+    let got = expect(
+        call(&c, Method::GET, "/projects/99999", root, None).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert_eq!(got, message("404 Project Not Found"));
+    expect(
+        call(&c, Method::GET, &format!("/projects/{}", p["id"]), a, None).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    let mine = expect(
+        call(&c, Method::GET, "/projects", a, None).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(ids(&mine), [personal["id"].as_i64().unwrap()]);
+    let all = expect(
+        call(&c, Method::GET, "/projects", root, None).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(all.as_array().unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn project_and_group_runners() {
+    let c = TestCoordinator::spawn().await;
+    let root = Some(c.root_token.as_str());
+    let parent = c.create_group("top").await;
+    let parent_id = parent["id"].as_i64().unwrap();
+    let child = expect(
+        call(
+            &c,
+            Method::POST,
+            "/groups",
+            root,
+            Some(json!({"name": "sub", "parent_id": parent_id})),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let child_id = child["id"].as_i64().unwrap();
+    let p1 = c.create_project("one", Some(child_id)).await["id"]
+        .as_i64()
+        .unwrap();
+    let p2 = c.create_project("two", Some(child_id)).await["id"]
+        .as_i64()
+        .unwrap();
+    let (instance, _) = c.create_instance_runner().await;
+    let (top_runner, _) = c
+        .create_runner(json!({"runner_type": "group_type", "group_id": parent_id}))
+        .await;
+    let (project_runner, _) = c
+        .create_runner(json!({"runner_type": "project_type", "project_id": p1}))
+        .await;
+    let (locked_runner, _) = c
+        .create_runner(json!({"runner_type": "project_type", "project_id": p1, "locked": true}))
+        .await;
+
+    let list = expect(
+        call(
+            &c,
+            Method::GET,
+            &format!("/projects/{p1}/runners"),
+            root,
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        ids(&list),
+        [instance, top_runner, project_runner, locked_runner]
+    );
+    let list = expect(
+        call(
+            &c,
+            Method::GET,
+            &format!("/projects/{p1}/runners?type=project_type"),
+            root,
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(ids(&list), [project_runner, locked_runner]);
+    let list = expect(
+        call(
+            &c,
+            Method::GET,
+            &format!("/projects/{p2}/runners"),
+            root,
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(ids(&list), [instance, top_runner]);
+    let list = expect(
+        call(
+            &c,
+            Method::GET,
+            &format!("/groups/{child_id}/runners?scope=whatever"),
+            root,
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(ids(&list), [instance, top_runner]);
+    let list = expect(
+        call(
+            &c,
+            Method::GET,
+            &format!("/groups/{child_id}/runners?type=group_type"),
+            root,
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(ids(&list), [top_runner]);
+
+    // Assign.
+    let assign = |project: i64, body: Value| {
+        let c = &c;
+        async move {
+            call(
+                c,
+                Method::POST,
+                &format!("/projects/{project}/runners"),
+                root,
+                Some(body),
+            )
+            .await
+        }
+    };
+    let got = expect(assign(p2, json!({})).await, StatusCode::BAD_REQUEST).await;
+    assert_eq!(got, json!({"error": "runner_id is missing"}));
+    let got = expect(
+        assign(p2, json!({"runner_id": 99999})).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert_eq!(got, message("404 Runner Not Found"));
+    let got = expect(
+        assign(p2, json!({"runner_id": top_runner})).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert_eq!(got, message("403 Forbidden - Runner is a group runner"));
+    let r = expect(
+        assign(p2, json!({"runner_id": project_runner})).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(r["id"], project_runner);
+    expect(
+        assign(p2, json!({"runner_id": project_runner})).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    // A non-admin owner may not assign a locked runner.
+    let owner = c.create_user("owner", false, &["api"]).await;
+    let own_group = expect(
+        call(
+            &c,
+            Method::POST,
+            "/groups",
+            Some(&owner.token),
+            Some(json!({"name": "owned"})),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let own_project = expect(
+        call(
+            &c,
+            Method::POST,
+            "/projects",
+            Some(&owner.token),
+            Some(json!({"name": "p", "namespace_id": own_group["id"]})),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let got = expect(
+        call(
+            &c,
+            Method::POST,
+            &format!("/projects/{}/runners", own_project["id"]),
+            Some(&owner.token),
+            Some(json!({"runner_id": locked_runner})),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert_eq!(got, message("403 Forbidden - Runner is locked"));
+    // Others' projects: not found.
+    expect(
+        call(
+            &c,
+            Method::GET,
+            &format!("/projects/{p1}/runners"),
+            Some(&owner.token),
+            None,
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    expect(
+        call(
+            &c,
+            Method::GET,
+            &format!("/groups/{child_id}/runners"),
+            Some(&owner.token),
+            None,
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+
+    // A runner on two projects cannot be deleted by a non-admin owner of one.
+    let d = expect(
+        call(
+            &c,
+            Method::GET,
+            &format!("/runners/{project_runner}"),
+            root,
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(d["projects"].as_array().unwrap().len(), 2);
+
+    // Unassign.
+    let got = expect(
+        call(
+            &c,
+            Method::DELETE,
+            &format!("/projects/{p2}/runners/{locked_runner}"),
+            root,
+            None,
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert_eq!(got, message("404 Runner Not Found"));
+    expect(
+        call(
+            &c,
+            Method::DELETE,
+            &format!("/projects/{p2}/runners/{project_runner}"),
+            root,
+            None,
+        )
+        .await,
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    let got = expect(
+        call(
+            &c,
+            Method::DELETE,
+            &format!("/projects/{p1}/runners/{project_runner}"),
+            root,
+            None,
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert_eq!(
+        got,
+        message("403 Forbidden - Only one project associated with the runner. Please remove the runner instead")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deleting_a_runner_shared_by_projects_needs_an_admin() {
+    let c = TestCoordinator::spawn().await;
+    let owner = c.create_user("owner", false, &["api"]).await;
+    let o = Some(owner.token.as_str());
+    let mut projects = Vec::new();
+    for name in ["a", "b"] {
+        let p = expect(
+            call(
+                &c,
+                Method::POST,
+                "/projects",
+                o,
+                Some(json!({"name": name})),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await;
+        projects.push(p["id"].as_i64().unwrap());
+    }
+    let v = expect(
+        call(
+            &c,
+            Method::POST,
+            "/user/runners",
+            o,
+            Some(json!({"runner_type": "project_type", "project_id": projects[0]})),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let id = v["id"].as_i64().unwrap();
+    expect(
+        call(
+            &c,
+            Method::POST,
+            &format!("/projects/{}/runners", projects[1]),
+            o,
+            Some(json!({"runner_id": id})),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let owned = expect(
+        call(&c, Method::GET, "/runners", o, None).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(ids(&owned), [id]);
+    let got = expect(
+        call(&c, Method::DELETE, &format!("/runners/{id}"), o, None).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert_eq!(
+        got,
+        message("403 Forbidden - Runner associated with more than one project")
+    );
+    expect(
+        call(
+            &c,
+            Method::DELETE,
+            &format!("/runners/{id}"),
+            Some(&c.root_token),
+            None,
+        )
+        .await,
+        StatusCode::NO_CONTENT,
+    )
+    .await;
 }
