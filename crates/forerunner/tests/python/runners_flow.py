@@ -83,6 +83,7 @@ group_type = gl.runners.list(type="group_type", get_all=True)
 assert [r.id for r in group_type] == [runner.id], group_type
 tagged = gl.runners.all(tag_list=["tag1", "tag3"], get_all=True)
 assert [r.id for r in tagged] == [runner.id], tagged
+assert {r.id for r in gl.runners_all.list(get_all=True)} == {r.id for r in everything}
 online = gl.runners.all(status="online", get_all=True)
 assert {runner.id, legacy.id} <= {r.id for r in online}, online
 
@@ -91,7 +92,7 @@ r = gl.runners.get(runner.id)
 assert r.description == "sample group runner", r
 assert sorted(r.tag_list) == ["tag1", "tag2", "tag3"], r.tag_list
 assert r.runner_type == "group_type" and r.is_shared is False, r
-r.tag_list = r.tag_list + ["tag4"]
+r.tag_list.append("tag4")
 r.description = "renamed"
 r.save()
 r = gl.runners.get(runner.id)
@@ -117,6 +118,21 @@ group_ids = [r.id for r in group.runners.list(get_all=True)]
 assert runner.id in group_ids and project_runner.id not in group_ids, group_ids
 group_ids = [r.id for r in group.runners.list(scope="online", get_all=True)]
 assert runner.id in group_ids, group_ids
+
+# Registration tokens can be switched off instance-wide: 410 Gone.
+settings = gl.settings.get()
+assert settings.allow_runner_registration_token is True, settings
+settings.allow_runner_registration_token = False
+settings.save()
+try:
+    gl.runners.create({"token": registration_token})
+except exceptions.GitlabCreateError as e:
+    assert e.response_code == 410, e.response_code
+    assert e.error_message == "410 Gone - runner registration disallowed", e.error_message
+else:
+    raise AssertionError("registration must be disallowed")
+gl.settings.update(new_data={"allow_runner_registration_token": True})
+assert gl.settings.get().allow_runner_registration_token is True
 
 # Pagination: get_all follows Link headers across pages.
 for i in range(12):
