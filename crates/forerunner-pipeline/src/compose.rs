@@ -19,7 +19,7 @@ const MAX_INCLUDES: usize = 150;
 /// Deepest chain of nested includes, as GitLab.
 const MAX_INCLUDE_DEPTH: usize = 100;
 /// Deepest `extends` chain, as GitLab.
-const MAX_EXTENDS_DEPTH: usize = 11;
+const MAX_EXTENDS_DEPTH: usize = 10;
 /// Deepest chain of `!reference`s pointing at `!reference`s, as GitLab.
 const MAX_REFERENCE_DEPTH: usize = 10;
 /// Most nodes the composed document may grow to.
@@ -314,11 +314,11 @@ pub(crate) fn resolve_extends(root: &mut Node, sink: &mut Sink) -> bool {
     };
     let names: Vec<String> = entries.iter().map(|(k, _)| k.name.clone()).collect();
     let original = entries.clone();
-    let mut resolved: HashMap<String, Node> = HashMap::new();
+    let mut resolved: HashMap<String, (Node, usize)> = HashMap::new();
     let mut total = 0usize;
     for name in &names {
         let mut stack = Vec::new();
-        if let Some(node) = resolve_entry(name, &original, &mut resolved, &mut stack, sink) {
+        if let Some((node, _)) = resolve_entry(name, &original, &mut resolved, &mut stack, sink) {
             total = total.saturating_add(node.size(MAX_COMPOSED_NODES + 1));
             if total > MAX_COMPOSED_NODES {
                 sink.error(
@@ -332,7 +332,7 @@ pub(crate) fn resolve_extends(root: &mut Node, sink: &mut Sink) -> bool {
     }
     if let Value::Map(entries) = &mut root.value {
         for (k, v) in entries.iter_mut() {
-            if let Some(node) = resolved.remove(&k.name) {
+            if let Some((node, _)) = resolved.remove(&k.name) {
                 *v = node;
             }
         }
@@ -343,16 +343,16 @@ pub(crate) fn resolve_extends(root: &mut Node, sink: &mut Sink) -> bool {
 fn resolve_entry(
     name: &str,
     original: &[(Key, Node)],
-    resolved: &mut HashMap<String, Node>,
+    resolved: &mut HashMap<String, (Node, usize)>,
     stack: &mut Vec<String>,
     sink: &mut Sink,
-) -> Option<Node> {
+) -> Option<(Node, usize)> {
     if let Some(done) = resolved.get(name) {
         return Some(done.clone());
     }
     let (_, node) = original.iter().find(|(k, _)| k.name == name)?;
     let Some(extends) = node.get("extends") else {
-        return Some(node.clone());
+        return Some((node.clone(), 0));
     };
     let path = join_key(&join_key("jobs", name), "extends");
     if stack.iter().any(|s| s == name) {
@@ -409,6 +409,7 @@ fn resolve_entry(
     };
     stack.push(name.to_owned());
     let mut merged: Option<Node> = None;
+    let mut depth = 1;
     for (parent, mark) in parents {
         let Some(base) = original
             .iter()
@@ -430,9 +431,11 @@ fn resolve_entry(
             );
             continue;
         }
-        let Some(base) = resolve_entry(&parent, original, resolved, stack, sink) else {
+        let Some((base, parent_depth)) = resolve_entry(&parent, original, resolved, stack, sink)
+        else {
             continue;
         };
+        depth = depth.max(parent_depth + 1);
         merged = Some(match merged {
             None => base,
             Some(acc) => deep_merge(&acc, &base),
@@ -444,8 +447,17 @@ fn resolve_entry(
         Some(base) => deep_merge(&without_key(&base, "extends"), &own),
         None => own,
     };
-    resolved.insert(name.to_owned(), result.clone());
-    Some(result)
+    if depth > MAX_EXTENDS_DEPTH {
+        sink.error(
+            &extends.mark,
+            &path,
+            format!(
+                "`extends` is nested {depth} levels deep, more than GitLab's limit of {MAX_EXTENDS_DEPTH}; flatten the chain"
+            ),
+        );
+    }
+    resolved.insert(name.to_owned(), (result.clone(), depth));
+    Some((result, depth))
 }
 
 fn without_key(node: &Node, key: &str) -> Node {
@@ -507,8 +519,10 @@ fn resolve_in(
         }
         Value::Reference(items) => {
             let replacement = lookup_reference(items, &node.mark, root, path, depth, sink);
+            // A failed reference becomes an empty list, so that a script
+            // using it does not also report a wrong line type.
             let mut replacement =
-                replacement.unwrap_or_else(|| Node::new(Value::Null, node.mark.clone()));
+                replacement.unwrap_or_else(|| Node::new(Value::Seq(Vec::new()), node.mark.clone()));
             let size = replacement.size(*budget + 1);
             if size > *budget {
                 if !*over {
@@ -591,12 +605,12 @@ fn lookup_reference(
                     mark,
                     path,
                     format!(
-                        "`!reference [{}]` could not be found: `{}` has no key `{key}`",
+                        "`!reference [{}]` could not be found: {} has no key `{key}`; check the spelling",
                         keys.join(", "),
                         if i == 0 {
                             "the configuration".to_owned()
                         } else {
-                            keys[..i].join(".")
+                            format!("`{}`", keys[..i].join("."))
                         }
                     ),
                 );

@@ -150,6 +150,12 @@ const MAX_PARALLEL: usize = 200;
 /// Longest job name GitLab accepts.
 const MAX_JOB_NAME: usize = 255;
 
+/// True when a keyword's value looks like a job (a hash with `script`):
+/// the author meant a job and picked a reserved name.
+fn misused_keyword(root: &Node, key: &str) -> bool {
+    key != "default" && root.get(key).is_some_and(|v| v.get("script").is_some())
+}
+
 /// True for top-level keys that are keywords rather than job names.
 pub(crate) fn is_global_keyword(name: &str) -> bool {
     GLOBAL_KEYWORDS.contains(&name)
@@ -491,7 +497,10 @@ impl Ctx<'_> {
         model.stages.extend(declared);
         model.stages.push(".post".to_owned());
 
-        if let Some(node) = root.get("variables") {
+        if let Some(node) = root
+            .get("variables")
+            .filter(|_| !misused_keyword(root, "variables"))
+        {
             model.variables = self.variables(node, "variables", true);
         }
         if let Some(node) = root.get("workflow") {
@@ -566,7 +575,7 @@ impl Ctx<'_> {
         }
         if seen_jobs == 0 && !matches!(root.value, Value::Null) && root.entries().is_some() {
             self.error(
-                &root.mark,
+                &Mark::start_of(&root.mark.file),
                 "",
                 "the configuration has no visible jobs; add a job whose name does not start with a dot",
             );
@@ -621,7 +630,7 @@ impl Ctx<'_> {
             "after_script",
             "cache",
         ] {
-            if let Some(v) = root.get(key) {
+            if let Some(v) = root.get(key).filter(|_| !misused_keyword(root, key)) {
                 self.warning(
                     &v.mark,
                     key,
@@ -678,15 +687,15 @@ impl Ctx<'_> {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid_name {
-                self.error(
+                self.warning(
                     &k.mark,
                     &vpath,
                     format!(
-                        "`{}` is not a valid variable name; use letters, digits and underscores",
+                        "`{}` is not a valid shell variable name, so scripts cannot read it; \
+                         use letters, digits and underscores",
                         k.name
                     ),
                 );
-                continue;
             }
             let mut def = VariableDef {
                 key: k.name.clone(),
@@ -1616,14 +1625,14 @@ impl Ctx<'_> {
                     _ => {}
                 }
             }
-            if rule.when == Some(When::Delayed) && rule.start_in.is_none() {
+            if rule.when == Some(When::Delayed) && item.get("start_in").is_none() {
                 self.error(
                     &item.mark,
                     &p,
                     "`when: delayed` needs `start_in`, e.g. start_in: 30 minutes",
                 );
             }
-            if rule.start_in.is_some() && rule.when != Some(When::Delayed) {
+            if item.get("start_in").is_some() && rule.when != Some(When::Delayed) {
                 self.error(
                     &item.mark,
                     &p,
@@ -2000,14 +2009,14 @@ impl Ctx<'_> {
                 }
             }
         } else {
-            if job.when == When::Delayed && job.start_in.is_none() {
+            if job.when == When::Delayed && node.get("start_in").is_none() {
                 self.error(
                     &key.mark,
                     path,
                     "`when: delayed` needs `start_in`, e.g. start_in: 30 minutes",
                 );
             }
-            if job.start_in.is_some() && job.when != When::Delayed {
+            if node.get("start_in").is_some() && job.when != When::Delayed {
                 self.error(
                     &key.mark,
                     &join_key(path, "start_in"),
@@ -2144,7 +2153,7 @@ impl Ctx<'_> {
                 let mark = mark_of("dependencies");
                 let p = join_key(&path, "dependencies");
                 for d in deps {
-                    self.check_dependency(job, d, false, &by_name, &mark, &p, "dependencies");
+                    self.check_dependency(job, d, false, &by_name, &mark, &p, "depends on");
                 }
             }
             if let Some(env) = &job.environment {

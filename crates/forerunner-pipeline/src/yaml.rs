@@ -553,11 +553,14 @@ pub(crate) fn parse(file: &Arc<str>, text: &str, sink: &mut Sink) -> Option<Node
             }
             Err(e) => {
                 let mark = builder.mark(*e.marker());
-                builder.sink.error(
-                    &mark,
-                    "",
-                    format!("invalid YAML: {}; check indentation and quoting", e.info()),
-                );
+                let message = if e.info().contains("unknown anchor") {
+                    "an alias (`*name`) refers to an anchor that is not defined before it; \
+                     define the anchor (`&name`) first"
+                        .to_owned()
+                } else {
+                    format!("invalid YAML: {}; check indentation and quoting", e.info())
+                };
+                builder.sink.error(&mark, "", message);
                 return None;
             }
         }
