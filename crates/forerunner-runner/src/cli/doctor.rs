@@ -250,7 +250,8 @@ async fn online(config: &Config, path: &Path, system_id: &str, now: DateTime<Utc
     let mut unreachable: BTreeMap<String, (String, Vec<usize>)> = BTreeMap::new();
     let names: Vec<&str> = config.runners.iter().map(|r| r.name.as_str()).collect();
     for (i, r) in config.runners.iter().enumerate() {
-        if !checkable(r) {
+        // A URL ending in /api/v4 is already reported; asking it would only 404.
+        if !checkable(r) || r.url.trim_end_matches('/').ends_with("/api/v4") {
             continue;
         }
         let key = (r.token.clone(), canonical_server_url(&r.url));
@@ -269,9 +270,13 @@ async fn online(config: &Config, path: &Path, system_id: &str, now: DateTime<Utc
                 fix: format!("forerunner verify --delete --config {file}"),
             }),
             Check::Unreachable(err) => {
+                let what = match err.status() {
+                    None => format!("is unreachable ({err})"),
+                    Some(_) => format!("answered with an error ({err})"),
+                };
                 unreachable
                     .entry(canonical_server_url(&r.url))
-                    .or_insert_with(|| (err.to_string(), Vec::new()))
+                    .or_insert_with(|| (what, Vec::new()))
                     .1
                     .push(i);
             }
@@ -305,7 +310,7 @@ async fn online(config: &Config, path: &Path, system_id: &str, now: DateTime<Utc
         findings.push(Finding {
             entry: None,
             problem: format!(
-                "server {server} is unreachable ({err}); entries {} were not checked",
+                "server {server} {err}; entries {} were not checked",
                 list.join(", ")
             ),
             fix: format!(

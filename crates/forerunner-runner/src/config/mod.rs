@@ -730,13 +730,12 @@ pub fn canonical_server_url(url: &str) -> String {
 impl fmt::Display for RunnerConfig {
     /// `"name" (token <short>, <url>)`: the loggable identity of an entry.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "\"{}\" (token {}, {})",
-            self.name,
-            forerunner_protocol::tokens::short_token(&self.token),
-            self.url
-        )
+        let token = if self.token.is_empty() {
+            "none".to_owned()
+        } else {
+            forerunner_protocol::tokens::short_token(&self.token)
+        };
+        write!(f, "\"{}\" (token {token}, {})", self.name, self.url)
     }
 }
 

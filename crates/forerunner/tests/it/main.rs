@@ -3,4 +3,8 @@
 //! python-gitlab.
 mod coordinator_api;
 mod python_gitlab;
+mod runner_doctor;
+mod runner_manage;
+mod runner_register;
+mod runner_support;
 mod serve_cli;
