@@ -8,7 +8,7 @@
 //! performs those steps on [`Node`] trees and reports problems; it does not
 //! know which keys are valid, the linter does.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::diagnostic::{join_key, Mark, Sink};
@@ -61,15 +61,21 @@ impl FileReader for NoFiles {
 pub(crate) fn deep_merge(base: &Node, over: &Node) -> Node {
     match (&base.value, &over.value) {
         (Value::Map(b), Value::Map(o)) => {
+            let over_index: HashMap<&str, usize> = o
+                .iter()
+                .enumerate()
+                .map(|(i, (k, _))| (k.name.as_str(), i))
+                .collect();
+            let base_keys: HashSet<&str> = b.iter().map(|(k, _)| k.name.as_str()).collect();
             let mut entries: Vec<(Key, Node)> = Vec::with_capacity(b.len() + o.len());
             for (k, v) in b {
-                match o.iter().find(|(ok, _)| ok.name == k.name) {
+                match over_index.get(k.name.as_str()).map(|&i| &o[i]) {
                     Some((ok, ov)) => entries.push((ok.clone(), deep_merge(v, ov))),
                     None => entries.push((k.clone(), v.clone())),
                 }
             }
             for (k, v) in o {
-                if !b.iter().any(|(bk, _)| bk.name == k.name) {
+                if !base_keys.contains(k.name.as_str()) {
                     entries.push((k.clone(), v.clone()));
                 }
             }

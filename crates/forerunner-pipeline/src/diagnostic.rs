@@ -6,6 +6,7 @@
 //! the diagnostic type and its one-line rendering; it does not decide what is
 //! an error, the stages do.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
@@ -99,6 +100,8 @@ impl fmt::Display for Diagnostic {
 #[derive(Debug, Default)]
 pub(crate) struct Sink {
     pub(crate) items: Vec<Diagnostic>,
+    /// Rendered diagnostics already pushed, to say each problem once.
+    seen: HashSet<String>,
 }
 
 impl Sink {
@@ -113,16 +116,14 @@ impl Sink {
     fn push(&mut self, severity: Severity, mark: &Mark, path: &str, message: String) {
         // The same problem can be reached twice (a value shared through an
         // alias or inherited by several jobs at the same path); say it once.
-        let duplicate = self.items.iter().any(|d| {
-            d.severity == severity && d.mark == *mark && d.path == path && d.message == message
-        });
-        if !duplicate {
-            self.items.push(Diagnostic {
-                severity,
-                mark: mark.clone(),
-                path: path.to_owned(),
-                message,
-            });
+        let diagnostic = Diagnostic {
+            severity,
+            mark: mark.clone(),
+            path: path.to_owned(),
+            message,
+        };
+        if self.seen.insert(diagnostic.to_string()) {
+            self.items.push(diagnostic);
         }
     }
 

@@ -12,6 +12,40 @@
 //!    files ([`PlanInput`]) and returns the [`PlannedJob`]s GitLab would
 //!    create, or why no pipeline is created.
 //!
+//! ```
+//! use std::collections::HashMap;
+//!
+//! use forerunner_pipeline::{compile, plan, PlanInput, PlanOutcome};
+//!
+//! let source = "
+//! include: ci/lint.yml
+//! test:
+//!   script: cargo test
+//!   rules:
+//!     - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH
+//! ";
+//! // The repository as the coordinator sees it at the pipeline's commit.
+//! let files = HashMap::from([(
+//!     "ci/lint.yml".to_owned(),
+//!     "lint:\n  stage: build\n  script: cargo clippy\n".to_owned(),
+//! )]);
+//! let compiled = compile(".gitlab-ci.yml", source, &files);
+//! assert!(compiled.diagnostics.is_empty());
+//! let model = compiled.model.expect("no errors, so a model");
+//!
+//! let mut input = PlanInput::branch("main");
+//! input
+//!     .variables
+//!     .push(("CI_DEFAULT_BRANCH".into(), "main".into()));
+//! let report = plan(&model, &input);
+//! let PlanOutcome::Created(pipeline) = report.outcome else {
+//!     panic!("a pipeline is created for main");
+//! };
+//! let names: Vec<&str> = pipeline.jobs.iter().map(|j| j.name.as_str()).collect();
+//! assert_eq!(names, ["lint", "test"]);
+//! assert_eq!(pipeline.jobs[1].script, ["cargo test"]);
+//! ```
+//!
 //! Modules, in pipeline order:
 //! - `yaml`: YAML text → positioned tree (anchors, merge keys, tags).
 //! - `compose`: `include`, `extends`, `!reference`.

@@ -174,6 +174,8 @@ struct Defaults {
     retry: Option<Retry>,
     timeout: Option<Duration>,
     interruptible: Option<bool>,
+    /// Whether `workflow:rules` exist (for the multiple-pipelines warning).
+    workflow_rules: bool,
 }
 
 struct Ctx<'a> {
@@ -513,7 +515,8 @@ impl Ctx<'_> {
                 "`spec:inputs` are not supported; the header is ignored",
             );
         }
-        let defaults = self.defaults(root);
+        let mut defaults = self.defaults(root);
+        defaults.workflow_rules = model.workflow.rules.is_some();
 
         let mut seen_jobs = 0;
         for (key, node) in entries {
@@ -1986,6 +1989,28 @@ impl Ctx<'_> {
                      by renaming it to `.{name}` if it is only a template"
                 ),
             );
+        }
+
+        // GitLab's warning for a last rule that matches every pipeline
+        // source when `workflow:rules` does not restrict them.
+        if let (Some(rules), false) = (&job.rules, defaults.workflow_rules) {
+            let last = node.get("rules").and_then(|r| match &r.value {
+                Value::Seq(items) => items.last(),
+                _ => None,
+            });
+            if let Some(last) = last {
+                let only_when = last
+                    .entries()
+                    .is_some_and(|e| e.len() == 1 && e[0].0.name == "when");
+                if only_when && rules.last().is_some_and(|r| r.when != Some(When::Never)) {
+                    self.warning(
+                        &last.mark,
+                        &join_key(path, "rules"),
+                        "a last rule with only `when` and no `workflow:rules` may run the job in several \
+                         pipelines for one push (branch and merge request); add `workflow:rules`",
+                    );
+                }
+            }
         }
 
         // Keyword combinations GitLab refuses.

@@ -123,6 +123,8 @@ enum Frame {
     },
     Map {
         entries: Vec<(Key, Node)>,
+        /// Position of each key in `entries`, for duplicate detection.
+        index: HashMap<String, usize>,
         merges: Vec<Node>,
         key: Option<(Key, bool)>,
         mark: Mark,
@@ -253,6 +255,7 @@ impl Builder<'_> {
                 }
                 self.stack.push(Frame::Map {
                     entries: Vec::new(),
+                    index: HashMap::new(),
                     merges: Vec::new(),
                     key: None,
                     mark,
@@ -281,6 +284,7 @@ impl Builder<'_> {
             Event::MappingEnd => match self.stack.pop() {
                 Some(Frame::Map {
                     mut entries,
+                    mut index,
                     merges,
                     mark,
                     anchor,
@@ -292,7 +296,8 @@ impl Builder<'_> {
                     for source in merges {
                         if let Value::Map(merged) = source.value {
                             for (k, v) in merged {
-                                if !entries.iter().any(|(e, _)| e.name == k.name) {
+                                if !index.contains_key(&k.name) {
+                                    index.insert(k.name.clone(), entries.len());
                                     entries.push((k, v));
                                 }
                             }
@@ -360,6 +365,7 @@ impl Builder<'_> {
             }
             Some(Frame::Map {
                 entries,
+                index,
                 merges,
                 key,
                 height: h,
@@ -418,7 +424,7 @@ impl Builder<'_> {
                         ),
                     },
                     Some((k, false)) => {
-                        if let Some(slot) = entries.iter_mut().find(|(e, _)| e.name == k.name) {
+                        if let Some(slot) = index.get(&k.name).and_then(|&i| entries.get_mut(i)) {
                             self.sink.warning(
                                 &k.mark,
                                 "",
@@ -430,6 +436,7 @@ impl Builder<'_> {
                             );
                             *slot = (k, node);
                         } else {
+                            index.insert(k.name.clone(), entries.len());
                             entries.push((k, node));
                         }
                     }

@@ -5,3 +5,4 @@
 //! deliberate change, then review the diff.
 
 mod golden;
+mod scale;
