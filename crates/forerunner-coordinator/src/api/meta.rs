@@ -1,5 +1,5 @@
 //! Health probes (`/-/health`, `/-/readiness`, `/-/liveness`), `GET /version`
-//! and the catch-all 404.
+//! and the catch-all 404 and 405.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -55,6 +55,15 @@ pub async fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
         Json(json!({"error": "404 Not Found"})),
+    )
+        .into_response()
+}
+
+/// A known route with another method: `405 {"error":"405 Not Allowed"}`.
+pub async fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(json!({"error": "405 Not Allowed"})),
     )
         .into_response()
 }

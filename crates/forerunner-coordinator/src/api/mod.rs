@@ -103,6 +103,7 @@ pub fn router(state: AppState) -> Router {
         .route("/-/liveness", get(meta::liveness))
         .nest("/api/v4", v4)
         .fallback(meta::not_found)
+        .method_not_allowed_fallback(meta::method_not_allowed)
         .layer(
             // Only the path is logged: query strings may carry tokens.
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {

@@ -11,6 +11,8 @@
 //! arrive and are matched only as SHA-256 digests, and times round-trip with
 //! millisecond precision.
 
+#[cfg(test)]
+mod conformance;
 pub mod sqlite;
 
 use std::path::Path;

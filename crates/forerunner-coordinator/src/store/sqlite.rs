@@ -1073,3 +1073,40 @@ impl SettingsStore for SqliteStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn conforms_to_the_store_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = SqliteStore::open(&dir.path().join(DATABASE_FILE))
+            .await
+            .unwrap();
+        crate::store::conformance::run_all(&Store::from_backend(Arc::new(sqlite))).await;
+    }
+
+    #[tokio::test]
+    async fn reopening_keeps_data_and_migrations_are_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DATABASE_FILE);
+        let first = SqliteStore::open(&path).await.unwrap();
+        first
+            .set_allow_runner_registration_token(false)
+            .await
+            .unwrap();
+        first.pool.close().await;
+        let again = SqliteStore::open(&path).await.unwrap();
+        assert!(
+            !again
+                .settings()
+                .await
+                .unwrap()
+                .allow_runner_registration_token
+        );
+    }
+}

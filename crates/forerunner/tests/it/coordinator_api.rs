@@ -69,6 +69,12 @@ async fn unknown_routes_and_missing_credentials() {
     )
     .await;
     assert_eq!(body, json!({"error": "404 Not Found"}));
+    let body = expect(
+        call(&c, Method::PATCH, "/runners/verify", None, None).await,
+        StatusCode::METHOD_NOT_ALLOWED,
+    )
+    .await;
+    assert_eq!(body, json!({"error": "405 Not Allowed"}));
     for path in [
         "/user",
         "/version",
