@@ -447,13 +447,14 @@ impl Planner<'_> {
             "merge_requests" => source == "merge_request_event",
             "chat" => source == "chat",
             "external_pull_requests" => source == "external_pull_request_event",
+            // Names and patterns only match branch and tag pipelines, not
+            // merge request pipelines (GitLab's `Policy::Refs`).
+            _ if source == "merge_request_event" => false,
             p if p.starts_with('/') && p.len() > 1 => {
-                crate::expr::Condition::parse(&format!("$R =~ {p}"))
-                    .map(|c| {
-                        let vars = HashMap::from([("R".to_owned(), self.input.ref_name.clone())]);
-                        c.evaluate(&vars)
-                    })
-                    .unwrap_or(false)
+                crate::expr::Condition::parse(&format!("$R =~ {p}")).is_ok_and(|c| {
+                    let vars = HashMap::from([("R".to_owned(), self.input.ref_name.clone())]);
+                    c.evaluate(&vars)
+                })
             }
             p => p.split('@').next() == Some(self.input.ref_name.as_str()),
         }
@@ -527,9 +528,17 @@ impl Planner<'_> {
                 refs: Some(vec!["branches".into(), "tags".into()]),
                 ..Policy::default()
             };
-            let only = def.only.as_ref().unwrap_or(&default_only);
-            if !self.policy_satisfied(only, &vars) {
-                return;
+            // The `only: [branches, tags]` default does not apply when
+            // `workflow:rules` exist (GitLab's `Processable#compose!`).
+            let only = match &def.only {
+                Some(only) => Some(only),
+                None if self.model.workflow.rules.is_none() => Some(&default_only),
+                None => None,
+            };
+            if let Some(only) = only {
+                if !self.policy_satisfied(only, &vars) {
+                    return;
+                }
             }
             if let Some(except) = &def.except {
                 if self.except_matches(except, &vars) {
