@@ -31,6 +31,9 @@ pub enum ApiError {
     /// `404 {"message":"404 <what> Not Found"}` (`what` empty: `404 Not Found`).
     #[error("404 {0} Not Found")]
     NotFound(&'static str),
+    /// `404 {"error":"404 Not Found"}`: no such route (e.g. a non-numeric id).
+    #[error("404 Not Found")]
+    RouteNotFound,
     /// `404 {"message":"404 Not found"}` (a failed `Model.find`).
     #[error("404 Not found")]
     RecordNotFound,
@@ -114,6 +117,10 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(what) => (
                 StatusCode::NOT_FOUND,
                 json!(ErrorBody::message(format!("404 {what} Not Found"))),
+            ),
+            ApiError::RouteNotFound => (
+                StatusCode::NOT_FOUND,
+                json!(ErrorBody::error("404 Not Found")),
             ),
             ApiError::RecordNotFound => (
                 StatusCode::NOT_FOUND,

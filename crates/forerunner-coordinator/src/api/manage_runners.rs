@@ -126,8 +126,7 @@ pub async fn list_all(
 
 /// Parses a numeric path id; anything else is the catch-all 404.
 fn path_id(raw: &str) -> ApiResult<i64> {
-    raw.parse()
-        .map_err(|_| ApiError::Message(StatusCode::NOT_FOUND, "404 Not Found".into()))
+    raw.parse().map_err(|_| ApiError::RouteNotFound)
 }
 
 /// The runner `id` if the caller may read it.

@@ -1095,11 +1095,12 @@ async fn runner_management_respects_ownership() {
     )
     .await;
     assert_eq!(got, message("404 Not found"));
-    expect(
+    let got = expect(
         call(&c, Method::GET, "/runners/abc", a, None).await,
         StatusCode::NOT_FOUND,
     )
     .await;
+    assert_eq!(got, json!({"error": "404 Not Found"}));
 
     // PUT: every attribute, from a form body; validation errors.
     let resp = c
