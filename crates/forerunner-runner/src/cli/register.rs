@@ -341,13 +341,9 @@ impl Prompter {
         }
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{question}");
-        match default {
-            Some(d) => {
-                let _ = write!(out, "[{d}]: ");
-            }
-            None => {
-                let _ = write!(out, ": ");
-            }
+        // As the official runner: the default in brackets, else nothing.
+        if let Some(d) = default {
+            let _ = write!(out, "[{d}]: ");
         }
         let _ = out.flush();
         drop(out);

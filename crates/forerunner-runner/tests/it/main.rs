@@ -2,4 +2,5 @@
 //! official documentation, lossless rewrites, and crash-safe saves.
 
 mod atomic_write;
+mod client;
 mod config_fixtures;

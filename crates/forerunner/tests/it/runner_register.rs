@@ -436,3 +436,81 @@ async fn disabled_registration_tokens_say_so() {
     .says("registration tokens disabled");
     assert_eq!(fake.requests(), ["POST /api/v4/runners"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn interactive_registration_asks_the_official_questions() {
+    use std::process::Stdio;
+    use tokio::io::AsyncWriteExt;
+
+    if which("script").is_none() {
+        eprintln!("skipped: `script` (util-linux) is needed for a pseudo-terminal");
+        return;
+    }
+    let c = TestCoordinator::spawn().await;
+    let env = Env::new();
+    // `script` gives forerunner a terminal on stdin, so it prompts.
+    let command = format!(
+        "{} register --config {}",
+        env!("CARGO_BIN_EXE_forerunner"),
+        env.config.display()
+    );
+    let mut child = tokio::process::Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", env.dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let answers = format!(
+        "{}\n{}\ninteractive-runner\ntag1,tag2\nsome note\ndocker\nalpine:3.20\n",
+        c.url, c.registration_token
+    );
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(answers.as_bytes()).await.unwrap();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("interactive register hung")
+        .unwrap();
+    drop(stdin);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    for question in [
+        "Enter the GitLab instance URL (for example, https://gitlab.com/):",
+        "Enter the registration token:",
+        "Enter a description for the runner:",
+        "Enter tags for the runner (comma-separated):",
+        "Enter optional maintenance note for the runner:",
+        "Enter an executor: custom, shell, docker:",
+        "Enter the default Docker image (for example, ruby:3.3):",
+    ] {
+        assert!(text.contains(question), "missing {question:?} in:\n{text}");
+    }
+    // The terminal echoes what was typed; nothing else may show the token.
+    let without_echo: String = text
+        .lines()
+        .filter(|l| !l.contains(&c.registration_token) || l.starts_with("Registering"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(!without_echo.contains(&c.registration_token), "{text}");
+    let config = Config::load(&env.config).unwrap();
+    let r = &config.runners[0];
+    assert_eq!(r.name, "interactive-runner");
+    assert_eq!(r.executor, "docker");
+    assert_eq!(
+        r.docker.as_ref().unwrap().image.as_deref(),
+        Some("alpine:3.20")
+    );
+    let details = runner_details(&c, r.id).await.unwrap();
+    assert_eq!(details["tag_list"].as_array().unwrap().len(), 2);
+    assert_eq!(details["maintenance_note"], "some note");
+    c.stop().await.unwrap();
+}
+
+fn which(program: &str) -> Option<std::path::PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
