@@ -753,17 +753,6 @@ impl Ctx<'_> {
                         );
                         continue;
                     }
-                    Value::Null if !global || matches!(v.value, Value::Map(_)) => {
-                        self.error(
-                            &value.mark,
-                            &vp,
-                            format!(
-                                "variable `{}` has no value; write {}: \"\" for an empty one",
-                                k.name, k.name
-                            ),
-                        );
-                        continue;
-                    }
                     Value::Null => {
                         self.error(
                             &value.mark,
@@ -1842,7 +1831,6 @@ impl Ctx<'_> {
         };
         let mut inherit_default = Inherit::All;
         let mut has_script = false;
-        let mut has_when = false;
         let mut stage_node = None;
         for (k, v) in entries {
             let p = join_key(path, &k.name);
@@ -1877,7 +1865,6 @@ impl Ctx<'_> {
                 "needs" => job.needs = self.needs(v, &p),
                 "dependencies" => job.dependencies = self.strings(v, &p),
                 "when" => {
-                    has_when = true;
                     job.when = self
                         .when(
                             v,
@@ -2049,7 +2036,6 @@ impl Ctx<'_> {
                 );
             }
         }
-        let _ = has_when;
 
         if let Some(deps) = &job.dependencies {
             if let Some(needs) = &job.needs {
