@@ -1425,12 +1425,15 @@ impl Ctx<'_> {
                         combos = combos.saturating_mul(values.len());
                         vars.push((k.name.clone(), values));
                     }
-                    if vars.is_empty() {
+                    if entries.is_empty() {
                         self.error(
                             &row.mark,
                             &rpath,
                             "a matrix entry needs at least one variable",
                         );
+                        continue;
+                    }
+                    if vars.is_empty() {
                         continue;
                     }
                     total = total.saturating_add(combos);
@@ -1893,11 +1896,17 @@ impl Ctx<'_> {
                 "environment" => job.environment = self.environment(v, &p),
                 "coverage" => {
                     if let Some(c) = self.string(v, &p) {
-                        let ok = c.len() > 2 && c.starts_with('/') && c.ends_with('/');
-                        match Condition::parse(&format!("$X =~ {c}")) {
-                            Ok(_) if ok => job.coverage = Some(c),
-                            Ok(_) => self.error(&v.mark, &p, "`coverage` must be a regex between slashes, e.g. '/Coverage: \\d+\\.\\d+%/'"),
-                            Err(e) => self.error(&v.mark, &p, format!("invalid `coverage` regex `{c}`: {e}")),
+                        let slashed = c.len() > 2 && c.starts_with('/') && c.ends_with('/');
+                        if !slashed {
+                            self.error(
+                                &v.mark,
+                                &p,
+                                "`coverage` must be a regex between slashes, e.g. '/Coverage: \\d+\\.\\d+%/'",
+                            );
+                        } else if let Err(e) = Condition::parse(&format!("$X =~ {c}")) {
+                            self.error(&v.mark, &p, format!("invalid `coverage` regex `{c}`: {e}"));
+                        } else {
+                            job.coverage = Some(c);
                         }
                     }
                 }
