@@ -741,17 +741,19 @@ impl Ctx<'_> {
                 match &value.value {
                     Value::Str(s) => def.value = s.clone(),
                     Value::Int(i) => def.value = i.to_string(),
-                    Value::Float(_) | Value::Bool(_) => {
-                        self.error(
+                    // GitLab accepts any scalar and stores Ruby's `to_s`.
+                    Value::Bool(b) => def.value = b.to_string(),
+                    Value::Float(f) => {
+                        def.value = ruby_float(*f);
+                        self.warning(
                             &value.mark,
                             &vp,
                             format!(
-                                "variable values must be strings or integers, found {}; quote the value, e.g. {}: \"…\"",
-                                value.type_name(),
-                                k.name
+                                "the unquoted value is read as the number {}; quote it if you meant the text, \
+                                 e.g. {}: \"1.10\"",
+                                def.value, k.name
                             ),
                         );
-                        continue;
                     }
                     Value::Null => {
                         self.error(
@@ -2316,6 +2318,42 @@ impl Ctx<'_> {
     }
 }
 
+/// Formats a float as Ruby's `Float#to_s` does for the values YAML
+/// produces (`1.1`, `2.0`, `1.0e+20`, `Infinity`).
+fn ruby_float(f: f64) -> String {
+    if f.is_nan() {
+        return "NaN".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        };
+    }
+    let abs = f.abs();
+    if abs != 0.0 && !(1e-4..1e16).contains(&abs) {
+        let text = format!("{f:e}");
+        let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
+        let mantissa = if mantissa.contains('.') {
+            mantissa.to_owned()
+        } else {
+            format!("{mantissa}.0")
+        };
+        let (sign, digits) = match exponent.strip_prefix('-') {
+            Some(d) => ('-', d),
+            None => ('+', exponent),
+        };
+        return format!("{mantissa}e{sign}{digits:0>2}");
+    }
+    let text = f.to_string();
+    if text.contains('.') {
+        text
+    } else {
+        format!("{text}.0")
+    }
+}
+
 fn human(seconds: u64) -> String {
     if seconds % 86_400 == 0 {
         format!("{} days", seconds / 86_400)
@@ -2323,5 +2361,20 @@ fn human(seconds: u64) -> String {
         format!("{} hours", seconds / 3600)
     } else {
         format!("{seconds} seconds")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ruby_float;
+
+    #[test]
+    fn floats_print_as_ruby() {
+        assert_eq!(ruby_float(1.10), "1.1");
+        assert_eq!(ruby_float(2.0), "2.0");
+        assert_eq!(ruby_float(-0.5), "-0.5");
+        assert_eq!(ruby_float(1e20), "1.0e+20");
+        assert_eq!(ruby_float(1.5e-7), "1.5e-07");
+        assert_eq!(ruby_float(f64::INFINITY), "Infinity");
     }
 }
