@@ -11,12 +11,14 @@ use forerunner_coordinator::telemetry;
 use forerunner_protocol::tokens::{PERSONAL_ACCESS_TOKEN_PREFIX, REGISTRATION_TOKEN_PREFIX};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// A running coordinator with a fresh data directory.
 ///
-/// Dropping it stops the server at the end of the test's runtime; call
-/// [`TestCoordinator::stop`] to stop it and wait for a clean shutdown.
+/// The server runs on its own runtime in a background thread, so a test may
+/// block (for example on `std::process::Command::output` running the
+/// `forerunner` binary against it) without starving the server. Dropping
+/// it stops the server; [`TestCoordinator::stop`] also waits for a clean
+/// shutdown.
 pub struct TestCoordinator {
     /// `http://127.0.0.1:PORT` (no trailing slash).
     pub url: String,
@@ -29,7 +31,7 @@ pub struct TestCoordinator {
     store: Store,
     client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<anyhow::Result<()>>>,
+    stopped: Option<oneshot::Receiver<anyhow::Result<()>>>,
 }
 
 /// A user created by [`TestCoordinator::create_user`].
@@ -69,13 +71,44 @@ impl TestCoordinator {
             root_token: Some(root_token.clone()),
             registration_token: Some(registration_token.clone()),
         };
-        let app = Application::build(settings).await?;
-        let url = app.base_url();
-        let store = app.store().clone();
-        let (tx, rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(app.run_until_stopped(async {
-            let _ = rx.await;
-        }));
+        let (ready_tx, ready_rx) = oneshot::channel::<anyhow::Result<(String, Store)>>();
+        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+        let (stopped_tx, stopped_rx) = oneshot::channel::<anyhow::Result<()>>();
+        std::thread::Builder::new()
+            .name("test-coordinator".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(err) => {
+                        let _ = ready_tx.send(Err(err.into()));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let app = match Application::build(settings).await {
+                        Ok(app) => app,
+                        Err(err) => {
+                            let _ = ready_tx.send(Err(err));
+                            return;
+                        }
+                    };
+                    let _ = ready_tx.send(Ok((app.base_url(), app.store().clone())));
+                    let result = app
+                        .run_until_stopped(async {
+                            let _ = shutdown_rx.await;
+                        })
+                        .await;
+                    let _ = stopped_tx.send(result);
+                });
+            })
+            .context("failed to start the coordinator thread")?;
+        let (url, store) = ready_rx
+            .await
+            .context("the coordinator thread died while starting")??;
         Ok(TestCoordinator {
             url,
             root_token: root_token.expose().to_owned(),
@@ -83,8 +116,8 @@ impl TestCoordinator {
             data_dir,
             store,
             client: reqwest::Client::new(),
-            shutdown: Some(tx),
-            server: Some(server),
+            shutdown: Some(shutdown_tx),
+            stopped: Some(stopped_rx),
         })
     }
 
@@ -108,8 +141,10 @@ impl TestCoordinator {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        if let Some(server) = self.server.take() {
-            server.await.context("the coordinator task panicked")??;
+        if let Some(stopped) = self.stopped.take() {
+            stopped
+                .await
+                .context("the coordinator thread died before stopping")??;
         }
         Ok(())
     }

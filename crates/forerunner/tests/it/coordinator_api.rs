@@ -1984,3 +1984,23 @@ async fn deleting_a_runner_shared_by_projects_needs_an_admin() {
     )
     .await;
 }
+
+/// The test coordinator runs on its own runtime: a single-threaded test may
+/// block on I/O against it (as tests running the `forerunner` binary do).
+#[tokio::test]
+async fn test_coordinator_survives_blocking_tests() {
+    use std::io::{Read as _, Write as _};
+
+    let c = TestCoordinator::spawn().await;
+    let addr = c.url.trim_start_matches("http://").to_owned();
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        stream,
+        "GET /-/liveness HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    c.stop().await.unwrap();
+}
