@@ -138,6 +138,77 @@ pub fn go_arch() -> &'static str {
     }
 }
 
+/// A `tracing_subscriber` event format producing runner-format lines, so
+/// the `run` loop can log through `tracing` and still print what
+/// `gitlab-runner` prints:
+/// `tracing_subscriber::fmt().event_format(RunnerFormat::new(color))`.
+/// Span fields are not printed; event fields are, sorted by name.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunnerFormat {
+    color: bool,
+}
+
+impl RunnerFormat {
+    /// A format with or without colour codes.
+    pub fn new(color: bool) -> Self {
+        Self { color }
+    }
+}
+
+#[derive(Default)]
+struct FieldCollector {
+    message: String,
+    fields: Vec<(String, String)>,
+}
+
+impl tracing::field::Visit for FieldCollector {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.message = value.to_owned();
+        } else {
+            self.fields
+                .push((field.name().to_owned(), value.to_owned()));
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        let text = format!("{value:?}");
+        if field.name() == "message" {
+            self.message = text;
+        } else {
+            self.fields.push((field.name().to_owned(), text));
+        }
+    }
+}
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for RunnerFormat
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let mut collected = FieldCollector::default();
+        event.record(&mut collected);
+        let level = match *event.metadata().level() {
+            tracing::Level::ERROR => Level::Error,
+            tracing::Level::WARN => Level::Warn,
+            tracing::Level::INFO => Level::Info,
+            _ => Level::Debug,
+        };
+        let fields: Vec<(&str, &str)> = collected
+            .fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        writer.write_str(&format_line(level, &collected.message, &fields, self.color))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +249,43 @@ mod tests {
                 "\x1b[31;1mERROR: {:<43}\x1b[0;m  \x1b[31;1mk\x1b[0;m=v\n",
                 "e"
             )
+        );
+    }
+
+    #[test]
+    fn tracing_events_use_the_runner_format() {
+        use std::sync::{Arc, Mutex};
+
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let sink = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .event_format(RunnerFormat::new(false))
+            .with_writer(move || sink.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::error!(
+                unhealthy_requests = 3,
+                unhealthy_requests_limit = 3,
+                "Runner \"https://gitlab.example.com/t3_abcdef\" is unhealthy and will be disabled for 1h0m0s seconds!"
+            );
+            tracing::info!(builds = 0, "Configuration loaded");
+        });
+        let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            out,
+            "ERROR: Runner \"https://gitlab.example.com/t3_abcdef\" is unhealthy and will be disabled for 1h0m0s seconds!  unhealthy_requests=3 unhealthy_requests_limit=3\n\
+             Configuration loaded                                builds=0\n"
         );
     }
 }

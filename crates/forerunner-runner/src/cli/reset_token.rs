@@ -7,13 +7,10 @@
 
 use std::process::ExitCode;
 
-use chrono::{Timelike, Utc};
-use toml_edit::Value;
-
 use crate::cli::{load_existing, same_credentials, save, short, ConfigArg};
 use crate::client::Client;
-use crate::config::document::datetime_value;
 use crate::log::Logger;
+use chrono::{Timelike, Utc};
 
 /// Arguments of `reset-token`.
 #[derive(Debug, clap::Args)]
@@ -89,16 +86,9 @@ pub(crate) async fn run(args: ResetTokenArgs) -> anyhow::Result<ExitCode> {
                     .filter(|(_, o)| same_credentials(o, r))
                     .map(|(j, _)| j)
                     .collect();
-                for &j in &same {
-                    doc.set_runner_value(j, None, "token", Value::from(resp.token.as_str()))?;
-                    doc.set_runner_value(j, None, "token_obtained_at", datetime_value(Some(now)))?;
-                    doc.set_runner_value(
-                        j,
-                        None,
-                        "token_expires_at",
-                        datetime_value(resp.token_expires_at),
-                    )?;
-                }
+                // Entries are matched on the raw token, so `$VAR` entries
+                // (which cannot be rewritten) are left alone.
+                doc.replace_token(&r.token, &resp.token, now, resp.token_expires_at)?;
                 done.extend(same);
                 let new_short = short(&resp.token);
                 let mut f = fields.to_vec();

@@ -215,6 +215,41 @@ impl ConfigDocument {
         Ok(())
     }
 
+    /// Replaces `old_token` by `new_token` in every entry holding it (as
+    /// after a token reset), with `token_obtained_at = obtained_at` and the
+    /// new expiry (Go's zero time when it does not expire). Returns how many
+    /// entries changed. The `run` loop's automatic rotation uses this, then
+    /// [`ConfigDocument::save`].
+    pub fn replace_token(
+        &mut self,
+        old_token: &str,
+        new_token: &str,
+        obtained_at: DateTime<Utc>,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<usize, ConfigError> {
+        let indices: Vec<usize> = self
+            .runners()
+            .map(|aot| {
+                aot.iter()
+                    .enumerate()
+                    .filter(|(_, t)| t.get("token").and_then(Item::as_str) == Some(old_token))
+                    .map(|(i, _)| i)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for &i in &indices {
+            self.set_runner_value(i, None, "token", Value::from(new_token))?;
+            self.set_runner_value(
+                i,
+                None,
+                "token_obtained_at",
+                datetime_value(Some(obtained_at)),
+            )?;
+            self.set_runner_value(i, None, "token_expires_at", datetime_value(expires_at))?;
+        }
+        Ok(indices.len())
+    }
+
     /// Writes the document atomically (see [`write_atomic`]).
     pub fn save(&mut self) -> Result<(), ConfigError> {
         write_atomic(&self.path, self.text().as_bytes())?;
@@ -393,6 +428,30 @@ unknown_global = "kept"
             typed.runners[2].docker.as_ref().unwrap().image.as_deref(),
             Some("x")
         );
+    }
+
+    #[test]
+    fn replacing_a_token_updates_every_copy() {
+        let (_dir, mut d) = doc();
+        let now = DateTime::parse_from_rfc3339("2025-01-02T03:04:05Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let n = d
+            .replace_token("glrt-aaaaaaaaaaaaaaaaaaaa", "glrt-rotated", now, None)
+            .unwrap();
+        assert_eq!(n, 1);
+        let text = d.text();
+        assert!(
+            text.contains("  token = \"glrt-rotated\" # secret\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  token_obtained_at = 2025-01-02T03:04:05Z\n"),
+            "{text}"
+        );
+        let typed = d.typed().unwrap();
+        assert_eq!(typed.runners[0].token_obtained_at, Some(now));
+        assert!(typed.runners[0].token_expires_at.is_none());
     }
 
     #[test]

@@ -831,6 +831,20 @@ check_interval = 0
     }
 
     #[test]
+    fn default_path_follows_the_official_rule() {
+        let path = default_config_path();
+        if is_root() {
+            assert_eq!(path, PathBuf::from("/etc/forerunner/config.toml"));
+        } else {
+            assert!(
+                path.ends_with(".forerunner/config.toml"),
+                "{}",
+                path.display()
+            );
+        }
+    }
+
+    #[test]
     fn url_spellings() {
         assert_eq!(base_url("https://g.example.com/"), "https://g.example.com");
         assert_eq!(

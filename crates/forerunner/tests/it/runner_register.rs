@@ -514,3 +514,43 @@ fn which(program: &str) -> Option<std::path::PathBuf> {
         .map(|d| d.join(program))
         .find(|p| p.is_file())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_legacy_runner_token_given_to_token_is_only_verified() {
+    let c = TestCoordinator::spawn().await;
+    let env = Env::new();
+    env.secrets_of(&c);
+    let (id, token) = crate::runner_support::legacy_runner(&c).await;
+    env.secret(&token);
+    env.run(
+        &[
+            "register",
+            "-n",
+            "-u",
+            &c.url,
+            "-t",
+            &token,
+            "--executor",
+            "shell",
+            "--name",
+            "adopted",
+        ],
+        &[],
+    )
+    .await
+    .ok()
+    .says("If you want to register use the '-r' instead of '-t'.")
+    .says("Verifying runner... is alive");
+    let r = &Config::load(&env.config).unwrap().runners[0];
+    assert_eq!(
+        (r.id, r.token.as_str(), r.name.as_str()),
+        (id, token.as_str(), "adopted")
+    );
+    // No second runner was created on the server.
+    let all = c
+        .root_request(reqwest::Method::GET, "/runners/all", None)
+        .await
+        .unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 1);
+    c.stop().await.unwrap();
+}
