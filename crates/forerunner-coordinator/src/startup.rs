@@ -21,8 +21,8 @@ pub struct Application {
 }
 
 impl Application {
-    /// Creates the data directory, opens and migrates the database,
-    /// bootstraps root and the tokens, and binds `settings.listen`.
+    /// Creates the data directory, binds `settings.listen`, opens and
+    /// migrates the database, and bootstraps root and the tokens.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         std::fs::create_dir_all(&settings.data_dir).with_context(|| {
             format!(
@@ -30,14 +30,16 @@ impl Application {
                 settings.data_dir.display()
             )
         })?;
-        let store = Store::open(&settings.data_dir).await?;
-        bootstrap(&store, &settings).await?;
+        // Bind before bootstrapping, so a busy port fails before any token
+        // is generated and printed.
         let listener = TcpListener::bind(&settings.listen).await.with_context(|| {
             format!(
                 "failed to listen on {} (is another server using it? try --listen 127.0.0.1:0)",
                 settings.listen
             )
         })?;
+        let store = Store::open(&settings.data_dir).await?;
+        bootstrap(&store, &settings).await?;
         let local_addr = listener
             .local_addr()
             .context("failed to read the bound address")?;
