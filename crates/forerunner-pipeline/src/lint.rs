@@ -8,7 +8,7 @@
 //! that later checks can run. Ref-dependent logic (rules, only/except) is
 //! not evaluated here, only parsed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use crate::diagnostic::{join_index, join_key, Mark, Sink};
 use crate::duration;
@@ -750,7 +750,7 @@ impl Ctx<'_> {
                             &vp,
                             format!(
                                 "the unquoted value is read as the number {}; quote it if you meant the text, \
-                                 e.g. {}: \"1.10\"",
+                                 e.g. {}: \"…\"",
                                 def.value, k.name
                             ),
                         );
@@ -2052,10 +2052,20 @@ impl Ctx<'_> {
             if let Some(needs) = &job.needs {
                 for d in deps {
                     if !needs.iter().any(|n| n.job == *d) {
-                        self.error(
-                            &key.mark,
+                        let (mark, p) = locate_need(
+                            node.get("dependencies"),
+                            d,
+                            1,
                             &join_key(path, "dependencies"),
-                            format!("dependency `{d}` must also be listed in `needs` when the job uses `needs`"),
+                            &key.mark,
+                        );
+                        self.error(
+                            &mark,
+                            &p,
+                            format!(
+                                "dependency `{d}` must also be listed in `needs` when the job uses `needs`; \
+                                 add it to `needs` or remove it from `dependencies`"
+                            ),
                         );
                     }
                 }
@@ -2138,19 +2148,35 @@ impl Ctx<'_> {
                 node.and_then(|n| n.get(key))
                     .map_or(job.mark.clone(), |n| n.mark.clone())
             };
-            let mut need_lists: Vec<(String, &Vec<Need>, Mark)> = Vec::new();
+            let mut need_lists: Vec<(String, &Vec<Need>, Mark, Option<&Node>)> = Vec::new();
             if let Some(needs) = &job.needs {
-                need_lists.push((join_key(&path, "needs"), needs, mark_of("needs")));
+                let list = node.and_then(|n| n.get("needs"));
+                need_lists.push((join_key(&path, "needs"), needs, mark_of("needs"), list));
             }
             for (i, rule) in job.rules.iter().flatten().enumerate() {
                 if let Some(needs) = &rule.needs {
-                    need_lists.push((format!("{path}.rules[{i}].needs"), needs, mark_of("rules")));
+                    let list = node
+                        .and_then(|n| n.get("rules"))
+                        .and_then(|r| match &r.value {
+                            Value::Seq(items) => items.get(i),
+                            _ => None,
+                        })
+                        .and_then(|r| r.get("needs"));
+                    need_lists.push((
+                        format!("{path}.rules[{i}].needs"),
+                        needs,
+                        mark_of("rules"),
+                        list,
+                    ));
                 }
             }
-            for (p, needs, mark) in need_lists {
-                let mut seen = HashSet::new();
+            for (list_path, needs, list_mark, list) in need_lists {
+                let mut seen: HashMap<&str, usize> = HashMap::new();
                 for need in needs {
-                    if !seen.insert(&need.job) {
+                    let count = seen.entry(need.job.as_str()).or_insert(0);
+                    *count += 1;
+                    let (mark, p) = locate_need(list, &need.job, *count, &list_path, &list_mark);
+                    if *count > 1 {
                         self.error(
                             &mark,
                             &p,
@@ -2172,9 +2198,11 @@ impl Ctx<'_> {
                 }
             }
             if let Some(deps) = &job.dependencies {
-                let mark = mark_of("dependencies");
-                let p = join_key(&path, "dependencies");
+                let list_mark = mark_of("dependencies");
+                let list_path = join_key(&path, "dependencies");
+                let list = node.and_then(|n| n.get("dependencies"));
                 for d in deps {
+                    let (mark, p) = locate_need(list, d, 1, &list_path, &list_mark);
                     self.check_dependency(job, d, false, &by_name, &mark, &p, "depends on");
                 }
             }
@@ -2352,6 +2380,36 @@ fn ruby_float(f: f64) -> String {
     } else {
         format!("{text}.0")
     }
+}
+
+/// The position and path of the `occurrence`-th entry naming `job` in a
+/// `needs` list, or the list itself when it cannot be found.
+fn locate_need(
+    list: Option<&Node>,
+    job: &str,
+    occurrence: usize,
+    list_path: &str,
+    list_mark: &Mark,
+) -> (Mark, String) {
+    let mut seen = 0;
+    if let Some(Value::Seq(items)) = list.map(|l| &l.value) {
+        for (i, item) in items.iter().enumerate() {
+            let named = match &item.value {
+                Value::Str(s) => s == job,
+                Value::Map(_) => {
+                    matches!(item.get("job").map(|j| &j.value), Some(Value::Str(s)) if s == job)
+                }
+                _ => false,
+            };
+            if named {
+                seen += 1;
+                if seen == occurrence {
+                    return (item.mark.clone(), join_index(list_path, i));
+                }
+            }
+        }
+    }
+    (list_mark.clone(), list_path.to_owned())
 }
 
 fn human(seconds: u64) -> String {
