@@ -35,7 +35,7 @@ pub struct PlanInput {
     pub source: String,
     /// Pipeline, project and predefined variables (`CI_COMMIT_BRANCH`,
     /// `CI_DEFAULT_BRANCH`, …). They take precedence over YAML variables.
-    /// `CI_COMMIT_REF_NAME`, `CI_COMMIT_BRANCH`/`CI_COMMIT_TAG`,
+    /// `CI_COMMIT_REF_NAME`, `CI_COMMIT_REF_SLUG`, `CI_COMMIT_BRANCH`/`CI_COMMIT_TAG`,
     /// `CI_PIPELINE_SOURCE` and `CI_COMMIT_REF_PROTECTED` are derived from
     /// the fields above unless given here.
     pub variables: Vec<(String, String)>,
@@ -81,6 +81,7 @@ impl PlanInput {
     fn base_variables(&self) -> Vec<(String, String)> {
         let mut vars = vec![
             ("CI_COMMIT_REF_NAME".to_owned(), self.ref_name.clone()),
+            ("CI_COMMIT_REF_SLUG".to_owned(), ref_slug(&self.ref_name)),
             ("CI_PIPELINE_SOURCE".to_owned(), self.source().to_owned()),
             (
                 "CI_COMMIT_REF_PROTECTED".to_owned(),
@@ -94,6 +95,24 @@ impl PlanInput {
         }
         vars
     }
+}
+
+/// `CI_COMMIT_REF_SLUG`: the ref lowercased, every character other than
+/// `a-z` and `0-9` replaced by `-`, at most 63 bytes, no `-` at the ends.
+pub fn ref_slug(ref_name: &str) -> String {
+    let slug: String = ref_name
+        .chars()
+        .map(|c| c.to_ascii_lowercase())
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(63)
+        .collect();
+    slug.trim_matches('-').to_owned()
 }
 
 /// The result of planning.
@@ -749,5 +768,18 @@ impl Planner<'_> {
                 job.dependencies = Some(resolved);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ref_slug;
+
+    #[test]
+    fn slugs_like_gitlab() {
+        assert_eq!(ref_slug("feature/Login_Page"), "feature-login-page");
+        assert_eq!(ref_slug("v1.2.0"), "v1-2-0");
+        assert_eq!(ref_slug("-/x/-"), "x");
+        assert_eq!(ref_slug(&"a".repeat(100)).len(), 63);
     }
 }
