@@ -353,19 +353,33 @@ impl Client {
         .await
     }
 
-    /// `POST /api/v4/runners/verify` (200).
+    /// `POST /api/v4/runners/verify` (200). Old GitLab answers a plain-text
+    /// `200`; like the official runner, that counts as verified, with id 0.
     pub async fn verify_runner(
         &self,
         request: &VerifyRunnerRequest,
     ) -> Result<RunnerRegistrationDetails, ApiError> {
-        self.call(
-            Method::POST,
-            paths::RUNNERS_VERIFY,
-            &request.token,
-            request,
-            StatusCode::OK,
+        let token = request.token.as_str();
+        let resp = self
+            .send(
+                Method::POST,
+                paths::RUNNERS_VERIFY,
+                Some(token),
+                Some(request),
+            )
+            .await?;
+        let url = format!("{}{}", self.base, paths::RUNNERS_VERIFY);
+        let resp = check_status(resp, &Method::POST, &url, StatusCode::OK)
+            .await
+            .map_err(|e| e.redact(Some(token)))?;
+        let text = resp.text().await.unwrap_or_default();
+        Ok(
+            serde_json::from_str(&text).unwrap_or(RunnerRegistrationDetails {
+                id: 0,
+                token: request.token.clone(),
+                token_expires_at: None,
+            }),
         )
-        .await
     }
 
     /// `DELETE /api/v4/runners`: deletes the runner (204).

@@ -5,6 +5,7 @@
 //! configurations alternately in a loop, kills it at a random moment, and
 //! checks the file. `child_writer` does nothing unless the parent started it.
 
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -56,12 +57,18 @@ fn sigkill_during_save_leaves_old_or_new_file() {
                 "--test-threads=1",
             ])
             .env(CHILD_ENV, &path)
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        // Wait until the child is about to write, however slow the machine.
+        let stdout = child.stdout.take().unwrap();
+        let ready = BufReader::new(stdout)
+            .lines()
+            .any(|l| l.is_ok_and(|l| l.contains("ready")));
+        assert!(ready, "the child writer did not start");
         // Vary the moment of the kill across rounds.
-        std::thread::sleep(Duration::from_millis(150 + round * 37));
+        std::thread::sleep(Duration::from_millis(20 + round * 13));
         child.kill().unwrap(); // SIGKILL on Unix
         child.wait().unwrap();
         let text = std::fs::read_to_string(&path).unwrap();

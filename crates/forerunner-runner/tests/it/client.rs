@@ -229,13 +229,22 @@ async fn network_and_decode_errors_are_told_apart() {
     assert!(matches!(err, ApiError::Network { .. }), "{err:?}");
     assert_eq!(err.health(), RequestHealth::Healthy);
 
-    let (url, _) = scripted(vec![(200, vec![("Content-Type", "text/plain")], "200")]).await;
+    let (url, _) = scripted(vec![(201, vec![("Content-Type", "text/plain")], "created")]).await;
     let err = Client::new(&url)
         .unwrap()
-        .verify_runner(&verify_request())
+        .reset_token(TOKEN)
         .await
         .unwrap_err();
     assert!(matches!(err, ApiError::Decode { .. }), "{err:?}");
+
+    // Old GitLab verifies with a plain-text 200: verified, id 0.
+    let (url, _) = scripted(vec![(200, vec![("Content-Type", "text/plain")], "200")]).await;
+    let details = Client::new(&url)
+        .unwrap()
+        .verify_runner(&verify_request())
+        .await
+        .unwrap();
+    assert_eq!(details.id, 0);
 
     let err = Client::new("gitlab.example.com").unwrap_err();
     assert_eq!(err.health(), RequestHealth::ClientError);
