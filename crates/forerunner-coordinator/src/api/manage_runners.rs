@@ -3,6 +3,9 @@
 //! `GET /runners/:id/managers`, `POST /runners/:id/reset_authentication_token`,
 //! `GET/POST/DELETE /projects/:id/runners` and `GET /groups/:id/runners`.
 
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -19,7 +22,7 @@ use crate::api::present;
 use crate::api::runners::{check_params, model_errors, reset_token_of};
 use crate::api::AppState;
 use crate::domain::{
-    now, Group, Project, Runner, RunnerFilter, RunnerScope, RunnerUpdate, Scope, StatusFilter,
+    now, Group, Project, Runner, RunnerFilter, RunnerScope, RunnerUpdate, Scope, StatusFilter, User,
 };
 
 /// Which `scope` values a list endpoint accepts.
@@ -90,12 +93,29 @@ async fn list(
         .runners
         .list_runners(&filter, now, pagination.window())
         .await?;
+    let mut creators = HashMap::new();
+    for id in paged.items.iter().filter_map(|r| r.creator_id) {
+        if let Entry::Vacant(slot) = creators.entry(id) {
+            slot.insert(state.store.users.user_by_id(id).await?);
+        }
+    }
     let items = paged
         .items
         .iter()
-        .map(|r| present::runner(r, now))
+        .map(|r| {
+            let creator = r.creator_id.and_then(|id| creators.get(&id)?.as_ref());
+            present::runner(r, creator, base, now)
+        })
         .collect();
     Ok(pagination.respond(base, uri, paged.total, items))
+}
+
+/// The user who created `runner`, if known.
+async fn creator(state: &AppState, runner: &Runner) -> ApiResult<Option<User>> {
+    Ok(match runner.creator_id {
+        Some(id) => state.store.users.user_by_id(id).await?,
+        None => None,
+    })
 }
 
 /// `GET /api/v4/runners`: runners of the groups and projects the caller owns.
@@ -171,8 +191,10 @@ async fn details(state: &AppState, base: &BaseUrl, runner: &Runner) -> ApiResult
         Some(id) => state.store.namespaces.group_by_id(id).await?,
         None => None,
     };
+    let creator = creator(state, runner).await?;
     Ok(Json(present::runner_details(
         runner,
+        creator.as_ref(),
         &managers,
         &projects,
         group.as_ref(),
@@ -360,6 +382,7 @@ pub async fn list_for_project(
 pub async fn assign_to_project(
     State(state): State<AppState>,
     caller: Caller,
+    base: BaseUrl,
     Path(id): Path<String>,
     params: Params,
 ) -> ApiResult<Response> {
@@ -409,7 +432,12 @@ pub async fn assign_to_project(
         project_id = project.id,
         "assigned runner to project"
     );
-    Ok((StatusCode::CREATED, Json(present::runner(&runner, now()))).into_response())
+    let creator = creator(&state, &runner).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(present::runner(&runner, creator.as_ref(), &base, now())),
+    )
+        .into_response())
 }
 
 /// `DELETE /api/v4/projects/:id/runners/:runner_id`.

@@ -36,8 +36,13 @@ pub fn user(user: &User, base: &BaseUrl, show_admin: bool) -> wire::User {
     }
 }
 
-/// `Entities::Ci::Runner`.
-pub fn runner(runner: &Runner, now: DateTime<Utc>) -> wire::Runner {
+/// `Entities::Ci::Runner`; `created_by` when the creator is given.
+pub fn runner(
+    runner: &Runner,
+    creator: Option<&User>,
+    base: &BaseUrl,
+    now: DateTime<Utc>,
+) -> wire::Runner {
     wire::Runner {
         id: runner.id,
         description: runner.description.clone(),
@@ -48,7 +53,7 @@ pub fn runner(runner: &Runner, now: DateTime<Utc>) -> wire::Runner {
         runner_type: runner.runner_type,
         name: runner.name.clone(),
         online: runner.is_online(now),
-        created_by: None,
+        created_by: creator.map(|u| user_basic(u, base)),
         created_at: Some(runner.created_at),
         status: runner.status(now),
         job_execution_status: wire::JobExecutionStatus::Idle,
@@ -59,6 +64,7 @@ pub fn runner(runner: &Runner, now: DateTime<Utc>) -> wire::Runner {
 /// recently contacted manager.
 pub fn runner_details(
     r: &Runner,
+    creator: Option<&User>,
     managers: &[RunnerManager],
     projects: &[Project],
     group: Option<&Group>,
@@ -68,7 +74,7 @@ pub fn runner_details(
     let latest = managers.iter().max_by_key(|m| m.contacted_at);
     let from_latest = |f: fn(&RunnerManager) -> &Option<String>| latest.and_then(|m| f(m).clone());
     wire::RunnerDetails {
-        runner: runner(r, now),
+        runner: runner(r, creator, base, now),
         tag_list: r.tags.clone(),
         run_untagged: r.run_untagged,
         locked: r.locked,

@@ -283,6 +283,7 @@ async fn user_runners_create_with_every_type_and_error() {
     .await;
     assert_eq!(details["tag_list"], json!(["a", "b"]));
     assert_eq!(details["run_untagged"], false);
+    assert_eq!(details["created_by"]["username"], "root");
 
     let cases = [
         (json!({}), StatusCode::BAD_REQUEST, json!({"error": "runner_type is missing"})),
@@ -448,6 +449,7 @@ async fn legacy_registration_with_every_registration_token() {
         assert_eq!(d["active"], false);
         assert_eq!(d["maintenance_note"], "note");
         assert_eq!(d["name"], "gitlab-runner");
+        assert!(d.get("created_by").is_none(), "{d}");
         assert_eq!(d["status"], "never_contacted");
         if runner_type == "project_type" {
             assert_eq!(d["projects"][0]["id"], pid);
@@ -2003,4 +2005,54 @@ async fn test_coordinator_survives_blocking_tests() {
     stream.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     c.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_registrations_all_succeed() {
+    let c = TestCoordinator::spawn().await;
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let client = c.client();
+        let url = c.api(if i % 2 == 0 {
+            "/user/runners"
+        } else {
+            "/runners"
+        });
+        let body = if i % 2 == 0 {
+            json!({"runner_type": "instance_type", "description": format!("new {i}")})
+        } else {
+            json!({"token": c.registration_token, "description": format!("legacy {i}")})
+        };
+        let pat = c.root_token.clone();
+        let verify_url = c.api("/runners/verify");
+        tasks.push(tokio::spawn(async move {
+            let resp = client
+                .post(url)
+                .header("PRIVATE-TOKEN", pat)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::CREATED);
+            let v: Value = resp.json().await.unwrap();
+            let token = v["token"].as_str().unwrap().to_owned();
+            let verify = client
+                .post(verify_url)
+                .json(&json!({"token": token, "system_id": format!("s_{i:012}")}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(verify.status(), StatusCode::OK);
+            v["id"].as_i64().unwrap()
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap());
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 24);
+    let (_, h, _) = get_with_host(&c, "/runners/all?status=online", &c.root_token, None).await;
+    assert_eq!(h["x-total"], "24");
 }
