@@ -101,6 +101,37 @@ pub struct Parked {
     pub hint: String,
 }
 
+impl Parked {
+    /// The two lines to print, in the runner format: the official `ERROR:`
+    /// line, then Forerunner's `ERROR:` line with the fix.
+    pub fn lines(&self, color: bool) -> String {
+        let fields: Vec<(&str, &str)> = self.fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut out =
+            crate::log::format_line(crate::log::Level::Error, &self.message, &fields, color);
+        out.push_str(&crate::log::format_line(
+            crate::log::Level::Error,
+            &self.hint,
+            &[],
+            color,
+        ));
+        out
+    }
+
+    /// Logs [`Parked::lines`] through `tracing` (for a subscriber using
+    /// [`crate::log::RunnerFormat`]).
+    pub fn trace(&self) {
+        let requests = &self.fields[0].1;
+        let limit = &self.fields[1].1;
+        tracing::error!(
+            unhealthy_requests = %requests,
+            unhealthy_requests_limit = %limit,
+            "{}",
+            self.message
+        );
+        tracing::error!("{}", self.hint);
+    }
+}
+
 /// The health table of all entries.
 #[derive(Debug, Clone, Default)]
 pub struct Health {
@@ -248,6 +279,15 @@ mod tests {
             .hint
             .contains("forerunner verify --delete --config /c.toml"));
         assert!(parked.hint.contains("\"my-runner\" (token t3_abcdef"));
+        let lines = parked.lines(false);
+        let mut it = lines.lines();
+        assert_eq!(
+            it.next().unwrap(),
+            "ERROR: Runner \"https://gitlab.example.com/t3_abcdef\" is unhealthy and will be disabled for 1h0m0s seconds!  unhealthy_requests=3 unhealthy_requests_limit=3"
+        );
+        assert!(it.next().unwrap().starts_with(
+            "ERROR: runner \"my-runner\" (token t3_abcdef, https://gitlab.example.com/) in /c.toml is parked"
+        ));
         assert!(!parked.hint.contains(&r.token));
         assert_eq!(
             h.check(&key, policy, t0 + Duration::from_secs(60)),
