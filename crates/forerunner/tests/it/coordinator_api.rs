@@ -2056,3 +2056,177 @@ async fn concurrent_registrations_all_succeed() {
     let (_, h, _) = get_with_host(&c, "/runners/all?status=online", &c.root_token, None).await;
     assert_eq!(h["x-total"], "24");
 }
+
+/// Every endpoint refuses every token of the wrong kind with GitLab's body:
+/// runner-token endpoints answer 403, personal-access-token endpoints 401,
+/// legacy registration `403 … invalid token supplied`.
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_token_kinds_on_every_endpoint() {
+    let c = TestCoordinator::spawn().await;
+    let group = c.create_group("kinds").await;
+    let gid = group["id"].as_i64().unwrap();
+    let pid = c.create_project("kinds", Some(gid)).await["id"]
+        .as_i64()
+        .unwrap();
+    let (rid, runner_token) = c.create_instance_runner().await;
+    let legacy = expect(
+        call(
+            &c,
+            Method::POST,
+            "/runners",
+            None,
+            Some(json!({"token": c.registration_token})),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let legacy_token = legacy["token"].as_str().unwrap().to_owned();
+    let group_reg = c.group_registration_token(gid).await;
+    let job_token = "glcbt-64_notajobtokenyet".to_owned();
+
+    // Runner-token endpoints: anything but a live runner token is 403.
+    let not_runner_tokens = [
+        c.root_token.clone(),
+        c.registration_token.clone(),
+        group_reg.clone(),
+        job_token.clone(),
+        "glrt-t1_deadbeefdeadbeefdead".to_owned(),
+    ];
+    for token in &not_runner_tokens {
+        for (method, path, body) in [
+            (
+                Method::POST,
+                "/runners/verify",
+                json!({"token": token, "system_id": "s_1"}),
+            ),
+            (Method::DELETE, "/runners", json!({"token": token})),
+            (
+                Method::DELETE,
+                "/runners/managers",
+                json!({"token": token, "system_id": "s_1"}),
+            ),
+            (
+                Method::POST,
+                "/runners/reset_authentication_token",
+                json!({"token": token}),
+            ),
+        ] {
+            let got = expect(
+                call(&c, method.clone(), path, None, Some(body)).await,
+                StatusCode::FORBIDDEN,
+            )
+            .await;
+            assert_eq!(
+                got,
+                message("403 Forbidden"),
+                "{method} {path} with {token}"
+            );
+        }
+    }
+
+    // Legacy registration: anything but a registration token is 403.
+    for token in [&c.root_token, &runner_token, &legacy_token, &job_token] {
+        let got = expect(
+            call(
+                &c,
+                Method::POST,
+                "/runners",
+                None,
+                Some(json!({"token": token})),
+            )
+            .await,
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+        assert_eq!(
+            got,
+            message("403 Forbidden - invalid token supplied"),
+            "{token}"
+        );
+    }
+
+    // PAT endpoints: runner, registration and job tokens are not PATs.
+    let pat_endpoints = [
+        (Method::GET, "/user".to_owned()),
+        (Method::GET, "/users".to_owned()),
+        (Method::GET, "/version".to_owned()),
+        (Method::GET, "/application/settings".to_owned()),
+        (Method::PUT, "/application/settings".to_owned()),
+        (Method::POST, "/user/runners".to_owned()),
+        (Method::GET, "/runners".to_owned()),
+        (Method::GET, "/runners/all".to_owned()),
+        (Method::GET, format!("/runners/{rid}")),
+        (Method::PUT, format!("/runners/{rid}")),
+        (Method::DELETE, format!("/runners/{rid}")),
+        (Method::GET, format!("/runners/{rid}/managers")),
+        (
+            Method::POST,
+            format!("/runners/{rid}/reset_authentication_token"),
+        ),
+        (Method::POST, "/runners/reset_registration_token".to_owned()),
+        (Method::GET, "/projects".to_owned()),
+        (Method::POST, "/projects".to_owned()),
+        (Method::GET, format!("/projects/{pid}")),
+        (Method::GET, format!("/projects/{pid}/runners")),
+        (Method::POST, format!("/projects/{pid}/runners")),
+        (Method::DELETE, format!("/projects/{pid}/runners/{rid}")),
+        (
+            Method::POST,
+            format!("/projects/{pid}/runners/reset_registration_token"),
+        ),
+        (Method::GET, "/groups".to_owned()),
+        (Method::POST, "/groups".to_owned()),
+        (Method::GET, format!("/groups/{gid}")),
+        (Method::GET, format!("/groups/{gid}/runners")),
+        (
+            Method::POST,
+            format!("/groups/{gid}/runners/reset_registration_token"),
+        ),
+    ];
+    for token in [
+        &runner_token,
+        &legacy_token,
+        &c.registration_token,
+        &group_reg,
+        &job_token,
+    ] {
+        for (method, path) in &pat_endpoints {
+            let got = expect(
+                call(&c, method.clone(), path, Some(token), Some(json!({}))).await,
+                StatusCode::UNAUTHORIZED,
+            )
+            .await;
+            assert_eq!(
+                got,
+                message("401 Unauthorized"),
+                "{method} {path} with {token}"
+            );
+            let resp = c
+                .client()
+                .request(method.clone(), c.api(path))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                resp.status(),
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} bearer"
+            );
+        }
+    }
+    // Nothing above changed the runner.
+    expect(
+        call(
+            &c,
+            Method::POST,
+            "/runners/verify",
+            None,
+            Some(json!({"token": runner_token})),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+}
