@@ -209,6 +209,28 @@ async fn server_side_flags_with_an_authentication_token_are_refused() {
             .says("POST /api/v4/user/runners");
         assert!(!env.config.exists(), "nothing may be written for {flag}");
     }
+    // The same token in the legacy flag: the flags are ignored with the
+    // official warning, and the runner is registered.
+    env.run(
+        &[
+            "register",
+            "-n",
+            "--url",
+            &c.url,
+            "-r",
+            &token,
+            "--tag-list",
+            "ignored",
+            "--executor",
+            "shell",
+        ],
+        &[],
+    )
+    .await
+    .ok()
+    .says("legacy-compatible registration process")
+    .says("--tag-list");
+    assert_eq!(Config::load(&env.config).unwrap().runners[0].token, token);
     c.stop().await.unwrap();
 }
 
