@@ -30,6 +30,11 @@ impl Params {
             .map_err(|err| ApiError::InvalidParams(format!("invalid parameters: {err}")))
     }
 
+    /// Removes and returns a parameter.
+    pub fn take(&mut self, key: &str) -> Option<Value> {
+        self.0.remove(key)
+    }
+
     /// A parameter as a string, if present and a scalar.
     pub fn str(&self, key: &str) -> Option<String> {
         match self.0.get(key)? {

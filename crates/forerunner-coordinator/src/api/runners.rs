@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use forerunner_protocol::runners::{
-    AccessLevel, RegisterRunnerRequest, ResetTokenResponse, RunnerAttributes,
+    AccessLevel, RegisterRunnerRequest, ResetTokenResponse, RunnerAttributes, RunnerInfo,
     RunnerRegistrationDetails, RunnerTokenRequest, RunnerType, UnregisterManagerRequest,
     VerifyRunnerRequest,
 };
@@ -203,6 +203,41 @@ pub fn new_runner(
     })
 }
 
+/// What a runner says about itself, read leniently: GitLab only requires
+/// `info` to be an object, so a field of an unexpected type (a feature that
+/// is not a boolean, a number where a string was expected) is ignored rather
+/// than failing the request.
+pub fn lenient_info(info: Option<Value>) -> RunnerInfo {
+    let Some(Value::Object(map)) = info else {
+        return RunnerInfo::default();
+    };
+    let text = |key: &str| match map.get(key) {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    RunnerInfo {
+        name: text("name"),
+        version: text("version"),
+        revision: text("revision"),
+        platform: text("platform"),
+        architecture: text("architecture"),
+        executor: text("executor"),
+        shell: text("shell"),
+        features: map.get("features").and_then(Value::as_object).map(|f| {
+            f.iter()
+                .filter_map(|(k, v)| forerunner_protocol::de::bool_value(v).map(|b| (k.clone(), b)))
+                .collect()
+        }),
+        config: map.get("config").cloned(),
+        labels: map.get("labels").and_then(Value::as_object).map(|l| {
+            l.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
+                .collect()
+        }),
+    }
+}
+
 /// Where a registration token points.
 enum Registrar {
     Instance,
@@ -211,7 +246,8 @@ enum Registrar {
 }
 
 /// `POST /api/v4/runners`: legacy registration with a registration token.
-pub async fn register(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
+pub async fn register(State(state): State<AppState>, mut params: Params) -> ApiResult<Response> {
+    let info = lenient_info(params.take("info"));
     let req: RegisterRunnerRequest = params.parse()?;
     if req.token.is_empty() {
         return Err(ApiError::InvalidParams("token is missing".into()));
@@ -278,7 +314,7 @@ pub async fn register(State(state): State<AppState>, params: Params) -> ApiResul
         Registrar::Group(id, _) => new.group_id = Some(id),
         Registrar::Project(id, _) => new.project_id = Some(id),
     }
-    new.name = req.info.as_ref().and_then(|i| i.name.clone());
+    new.name = info.name;
     let runner = state.store.runners.create_runner(new).await?;
     tracing::info!(
         runner_id = runner.id,
@@ -305,11 +341,11 @@ fn created(runner: &Runner, token: &str) -> Response {
 pub async fn verify(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
-    params: Params,
+    mut params: Params,
 ) -> ApiResult<Response> {
+    let info = lenient_info(params.take("info"));
     let req: VerifyRunnerRequest = params.parse()?;
     let runner = authenticate_runner(&state, &req.token).await?;
-    let info = req.info.unwrap_or_default();
     let heartbeat = ManagerHeartbeat {
         system_id: req
             .system_id
@@ -414,6 +450,23 @@ mod tests {
             "Maximum timeout needs to be at least 10 minutes, Tags list can not be empty when runner is not allowed to pick untagged jobs"
         );
         assert!(model_errors(&["a".into()], false, Some(600), Some("n")).is_empty());
+    }
+
+    #[test]
+    fn info_is_read_leniently() {
+        let info = lenient_info(Some(json!({
+            "name": "gitlab-runner", "version": 17, "platform": ["x"],
+            "features": {"refspecs": true, "odd": "yes", "bad": {}},
+            "labels": {"a": "b", "n": 1}, "config": {"gpus": ""}
+        })));
+        assert_eq!(info.name.as_deref(), Some("gitlab-runner"));
+        assert_eq!(info.version.as_deref(), Some("17"));
+        assert_eq!(info.platform, None);
+        let features = info.features.unwrap();
+        assert_eq!(features.len(), 2);
+        assert!(features["refspecs"] && features["odd"]);
+        assert_eq!(info.labels.unwrap().len(), 1);
+        assert_eq!(lenient_info(Some(json!("text"))), RunnerInfo::default());
     }
 
     #[test]

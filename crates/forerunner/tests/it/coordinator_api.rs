@@ -689,6 +689,21 @@ async fn verify_records_managers_and_delete_makes_tokens_invalid() {
     assert_eq!(d["online"], true);
     assert_eq!(d["version"], "17.5.0");
 
+    // `info` is read leniently, as GitLab only requires an object.
+    expect(
+        call(
+            &c,
+            Method::POST,
+            "/runners/verify",
+            None,
+            Some(json!({"token": token, "system_id": "s_000000000002",
+                "info": {"version": 17, "features": {"x": "odd", "y": {}}, "labels": {"n": 1}}})),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+
     // Unknown tokens: 403.
     for bad in [
         json!({"token": "glrt-t1_unknown"}),
