@@ -254,6 +254,20 @@ impl Client {
         token: Option<&str>,
         body: Option<&B>,
     ) -> Result<reqwest::Response, ApiError> {
+        let header = token.map(|t| (paths::RUNNER_TOKEN_HEADER, t));
+        self.send_with(method, path, header, token, body).await
+    }
+
+    /// [`Client::send`] with any one auth header; `secret` is redacted from errors.
+    async fn send_with<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        header: Option<(&str, &str)>,
+        secret: Option<&str>,
+        body: Option<&B>,
+    ) -> Result<reqwest::Response, ApiError> {
+        let token = secret;
         let url = format!("{}{path}", self.base);
         let mut attempt = 1;
         loop {
@@ -261,8 +275,8 @@ impl Client {
                 .http
                 .request(method.clone(), &url)
                 .header("X-Request-Id", request_id());
-            if let Some(token) = token {
-                req = req.header(paths::RUNNER_TOKEN_HEADER, token);
+            if let Some((name, value)) = header {
+                req = req.header(name, value);
             }
             if let Some(body) = body {
                 req = req.json(body);
@@ -414,6 +428,41 @@ impl Client {
             StatusCode::CREATED,
         )
         .await
+    }
+}
+
+impl Client {
+    /// `POST /api/v4/runners/:id/reset_authentication_token` with a personal
+    /// access token (`PRIVATE-TOKEN`, needs the right to update the runner):
+    /// works even when the runner's own token has expired (201).
+    pub async fn reset_token_with_pat(
+        &self,
+        runner_id: i64,
+        pat: &str,
+    ) -> Result<ResetTokenResponse, ApiError> {
+        let path = format!("/api/v4/runners/{runner_id}/reset_authentication_token");
+        let resp = self
+            .send_with::<()>(
+                Method::POST,
+                &path,
+                Some((paths::PRIVATE_TOKEN_HEADER, pat)),
+                Some(pat),
+                None,
+            )
+            .await?;
+        let url = format!("{}{path}", self.base);
+        let resp = check_status(resp, &Method::POST, &url, StatusCode::CREATED)
+            .await
+            .map_err(|e| e.redact(Some(pat)))?;
+        let text = resp.text().await.unwrap_or_default();
+        serde_json::from_str(&text).map_err(|e| {
+            ApiError::Decode {
+                method: "POST".to_owned(),
+                url,
+                message: format!("expected JSON: {e}"),
+            }
+            .redact(Some(pat))
+        })
     }
 }
 

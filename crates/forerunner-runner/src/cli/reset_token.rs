@@ -3,7 +3,9 @@
 //! (`POST /runners/reset_authentication_token`) and writes it, with
 //! `token_obtained_at` and `token_expires_at`, into every entry that shared
 //! the old one. The old token stops working at once, so a failed save is
-//! reported loudly.
+//! reported loudly. With `--pat`, the reset goes through
+//! `POST /runners/:id/reset_authentication_token` with a personal access
+//! token, which also revives a runner whose own token has expired.
 
 use std::process::ExitCode;
 
@@ -29,6 +31,13 @@ pub struct ResetTokenArgs {
     /// Reset the tokens of every runner in config.toml
     #[arg(long)]
     all_runners: bool,
+    /// Reset with this personal access token instead of the runner's own
+    /// token (works when the runner token has expired)
+    #[arg(long, env = "PAT", hide_env_values = true)]
+    pat: Option<String>,
+    /// Runner id to reset with --pat (default: the entry's `id`)
+    #[arg(long)]
+    id: Option<i64>,
 }
 
 pub(crate) async fn run(args: ResetTokenArgs) -> anyhow::Result<ExitCode> {
@@ -72,9 +81,20 @@ pub(crate) async fn run(args: ResetTokenArgs) -> anyhow::Result<ExitCode> {
             ("runner", runner.as_str()),
             ("url", r.url.as_str()),
         ];
-        let result = match Client::new(&r.url) {
-            Ok(client) => client.reset_token(&r.token).await,
-            Err(e) => Err(e),
+        let pat = args.pat.as_deref().filter(|p| !p.is_empty());
+        let runner_id = args.id.filter(|_| targets.len() == 1).unwrap_or(r.id);
+        if pat.is_some() && runner_id == 0 {
+            failed += 1;
+            log.error(
+                "Resetting runner authentication token... failed: the entry has no runner id; pass --id (see the runner in GitLab)",
+                &fields,
+            );
+            continue;
+        }
+        let result = match (Client::new(&r.url), pat) {
+            (Ok(client), Some(pat)) => client.reset_token_with_pat(runner_id, pat).await,
+            (Ok(client), None) => client.reset_token(&r.token).await,
+            (Err(e), _) => Err(e),
         };
         match result {
             Ok(resp) => {
@@ -97,8 +117,13 @@ pub(crate) async fn run(args: ResetTokenArgs) -> anyhow::Result<ExitCode> {
             }
             Err(e) if e.is_forbidden() => {
                 failed += 1;
+                let hint = if pat.is_some() {
+                    "the personal access token may not update this runner (it needs the api scope and owner or admin rights)".to_owned()
+                } else {
+                    format!("the server no longer knows it; reset it with a personal access token (`forerunner reset-token --config {file} --name {:?} --pat <token>`) if the runner still exists, or remove stale entries with `forerunner verify --delete --config {file}`", r.name)
+                };
                 log.error(
-                    &format!("Resetting runner authentication token... failed (check used token): the server no longer knows it; remove stale entries with `forerunner verify --delete --config {file}`"),
+                    &format!("Resetting runner authentication token... failed (check used token): {hint}"),
                     &fields,
                 );
             }

@@ -270,7 +270,7 @@ async fn reset_token_writes_a_working_token() {
     let c = TestCoordinator::spawn().await;
     let env = Env::new();
     env.secrets_of(&c);
-    let (_, glrt) = instance_runner(&c).await;
+    let (glrt_id, glrt) = instance_runner(&c).await;
     env.secret(&glrt);
     env.write_config(&format!(
         "{HEADER}{}{}",
@@ -307,5 +307,40 @@ async fn reset_token_writes_a_working_token() {
         .fails()
         .says("check used token")
         .says("forerunner verify --delete");
+    // A personal access token revives it: the runner still exists.
+    env.run(
+        &[
+            "reset-token",
+            "--name",
+            "stale",
+            "--pat",
+            &c.root_token,
+            "--id",
+            &glrt_id.to_string(),
+        ],
+        &[],
+    )
+    .await
+    .ok()
+    .says("succeeded");
+    let revived = Config::load(&env.config).unwrap().runners[0].token.clone();
+    env.secret(&revived);
+    assert_eq!(verify_status(&c, &revived).await, 200);
+    // A PAT the server does not accept fails without printing it.
+    env.secret("glpat-notavalidtokennotvalid");
+    env.run(
+        &[
+            "reset-token",
+            "--name",
+            "stale",
+            "--pat",
+            "glpat-notavalidtokennotvalid",
+            "--id",
+            &glrt_id.to_string(),
+        ],
+        &[],
+    )
+    .await
+    .fails();
     c.stop().await.unwrap();
 }
