@@ -288,6 +288,14 @@ impl Includer<'_> {
         mark: &Mark,
         ipath: &str,
     ) {
+        if path.contains('$') {
+            self.sink.error(
+                mark,
+                ipath,
+                format!("variables in include paths (`{path}`) are not supported; write the path literally"),
+            );
+            return;
+        }
         if path.contains(['*', '?', '[']) {
             self.sink.error(
                 mark,
