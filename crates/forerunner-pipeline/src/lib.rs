@@ -114,3 +114,16 @@ pub fn compile(file: &str, source: &str, reader: &dyn FileReader) -> Compiled {
         diagnostics: sink.items,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The coordinator keeps models and plans across `.await`s and threads.
+    #[test]
+    fn results_are_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<crate::Compiled>();
+        assert_send_sync::<crate::Model>();
+        assert_send_sync::<crate::PlanReport>();
+        assert_send_sync::<crate::PlanInput>();
+    }
+}
