@@ -2,13 +2,13 @@
 //! as Grape merges them.
 //!
 //! Every method may carry parameters in the query string, a JSON body or a
-//! form body (`DELETE /runners?token=…` from python-gitlab, the same call
+//! form body (URL-encoded or multipart) (`DELETE /runners?token=…` from python-gitlab, the same call
 //! with a JSON body from the official runner). Body values win over query
 //! values. `key[]=a&key[]=b` becomes an array. An empty body with a JSON
 //! content type (python-gitlab on GET and DELETE) is no parameters; a body
 //! that does not parse is a `400`, never a `500`.
 
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::header::CONTENT_TYPE;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -113,9 +113,36 @@ impl Params {
             self.merge_pairs(pairs);
             Ok(())
         } else {
-            // Other bodies (text/plain, multipart, …) carry no parameters here.
+            // Other bodies (text/plain, octet-stream, …) carry no parameters.
             Ok(())
         }
+    }
+}
+
+impl Params {
+    /// Merges the text fields of a `multipart/form-data` body (what
+    /// `curl --form`, used throughout GitLab's documentation, sends); file
+    /// fields carry no parameters here.
+    async fn merge_multipart(&mut self, req: Request) -> Result<(), ApiError> {
+        let malformed = |err: axum::extract::multipart::MultipartError| {
+            ApiError::InvalidParams(format!("malformed multipart body: {err}"))
+        };
+        let mut multipart = Multipart::from_request(req, &())
+            .await
+            .map_err(|err| ApiError::InvalidParams(format!("malformed multipart body: {err}")))?;
+        let mut pairs = Vec::new();
+        while let Some(field) = multipart.next_field().await.map_err(malformed)? {
+            let Some(name) = field.name().map(str::to_owned) else {
+                continue;
+            };
+            if field.file_name().is_some() {
+                continue;
+            }
+            let value = field.text().await.map_err(malformed)?;
+            pairs.push((name, value));
+        }
+        self.merge_pairs(pairs);
+        Ok(())
     }
 }
 
@@ -130,6 +157,13 @@ impl<S: Send + Sync> FromRequest<S> for Params {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned();
+        if content_type
+            .to_ascii_lowercase()
+            .starts_with("multipart/form-data")
+        {
+            params.merge_multipart(req).await?;
+            return Ok(params);
+        }
         let body = axum::body::to_bytes(req.into_body(), MAX_BODY)
             .await
             .map_err(|err| {

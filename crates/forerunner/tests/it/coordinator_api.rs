@@ -2245,3 +2245,65 @@ async fn wrong_token_kinds_on_every_endpoint() {
     )
     .await;
 }
+
+/// GitLab's documentation uses `curl --form` (multipart) for the runner
+/// endpoints; those parameters count like any other.
+#[tokio::test(flavor = "multi_thread")]
+async fn multipart_form_parameters_as_in_gitlab_docs() {
+    use reqwest::multipart::Form;
+
+    let c = TestCoordinator::spawn().await;
+    let form = Form::new()
+        .text("token", c.registration_token.clone())
+        .text("description", "test-1-20150125-test")
+        .text("tag_list", "ruby,mysql,tag1,tag2");
+    let resp = c
+        .client()
+        .post(c.api("/runners"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let v = expect(resp, StatusCode::CREATED).await;
+    let token = v["token"].as_str().unwrap().to_owned();
+    let d = expect(
+        call(
+            &c,
+            Method::GET,
+            &format!("/runners/{}", v["id"]),
+            Some(&c.root_token),
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(d["description"], "test-1-20150125-test");
+    assert_eq!(d["tag_list"], json!(["mysql", "ruby", "tag1", "tag2"]));
+    let resp = c
+        .client()
+        .post(c.api("/runners/verify"))
+        .multipart(Form::new().text("token", token.clone()))
+        .send()
+        .await
+        .unwrap();
+    expect(resp, StatusCode::OK).await;
+    let resp = c
+        .client()
+        .delete(c.api("/runners"))
+        .multipart(Form::new().text("token", token.clone()))
+        .send()
+        .await
+        .unwrap();
+    expect(resp, StatusCode::NO_CONTENT).await;
+    // A broken multipart body is a 400.
+    let resp = c
+        .client()
+        .post(c.api("/runners/verify"))
+        .header("content-type", "multipart/form-data; boundary=x")
+        .body("--x\r\nbroken")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+}
