@@ -647,25 +647,41 @@ pub(crate) async fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
         token.clone()
     };
 
-    let outcome = finish(
-        &args,
-        &prompter,
-        &mut doc,
-        &typed.runners,
-        &url,
-        &name,
-        &details,
-        &stored_token,
-        &log,
-    );
-    match outcome {
-        Ok(()) => {}
-        Err(err) => {
-            if !args.leave_runner {
+    // The executor questions may wait on the terminal: Ctrl-C there must
+    // not leave an orphan runner on the server.
+    let leave_runner = args.leave_runner;
+    let (limit, request_concurrency) = (args.limit, args.request_concurrency);
+    let runners = typed.runners.clone();
+    let token_for_finish = stored_token.clone();
+    let finishing = tokio::task::spawn_blocking(move || {
+        finish(
+            &args,
+            &prompter,
+            &mut doc,
+            &runners,
+            &url,
+            &name,
+            &details,
+            &token_for_finish,
+            &log,
+        )
+    });
+    let outcome = tokio::select! {
+        joined = finishing => joined.unwrap_or_else(|e| Err(anyhow::anyhow!("registration failed: {e}"))),
+        _ = tokio::signal::ctrl_c() => {
+            log.warn("Interrupted; config.toml was not changed", &[]);
+            if !leave_runner {
                 undo_registration(&client, flow, &stored_token, &system_id, &log).await;
             }
-            return Err(err);
+            // The prompt's blocking read cannot be cancelled: leave now.
+            std::process::exit(1);
         }
+    };
+    if let Err(err) = outcome {
+        if !leave_runner {
+            undo_registration(&client, flow, &stored_token, &system_id, &log).await;
+        }
+        return Err(err);
     }
 
     log.info(
@@ -680,10 +696,10 @@ pub(crate) async fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
         &[],
     );
     let concurrent = typed.concurrent();
-    if args.limit.is_some_and(|l| l > concurrent) {
+    if limit.is_some_and(|l| l > concurrent) {
         log.warn(&format!("The specified runner job concurrency limit is greater than current global concurrent limit ({concurrent}); the runner will never run more than {concurrent} jobs at once (raise `concurrent` in {})", config_path.display()), &[]);
     }
-    if args.request_concurrency.is_some_and(|l| l > concurrent) {
+    if request_concurrency.is_some_and(|l| l > concurrent) {
         log.warn(&format!("The specified runner request concurrency is greater than current global concurrent limit ({concurrent})"), &[]);
     }
     Ok(ExitCode::SUCCESS)

@@ -576,3 +576,80 @@ async fn a_legacy_runner_token_given_to_token_is_only_verified() {
     assert_eq!(all.as_array().unwrap().len(), 1);
     c.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_at_a_prompt_after_registration_unregisters_the_runner() {
+    use std::process::Stdio;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    if which("script").is_none() {
+        eprintln!("skipped: `script` (util-linux) is needed for a pseudo-terminal");
+        return;
+    }
+    let c = TestCoordinator::spawn().await;
+    let env = Env::new();
+    let command = format!(
+        "{} register --config {}",
+        env!("CARGO_BIN_EXE_forerunner"),
+        env.config.display()
+    );
+    let mut child = tokio::process::Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", env.dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let answers = format!("{}\n{}\nsoon-gone\n\n\n", c.url, c.registration_token);
+    stdin.write_all(answers.as_bytes()).await.unwrap();
+    // Wait for the executor question: the runner exists on the server now.
+    let mut seen = String::new();
+    let wait = async {
+        let mut buf = [0u8; 1024];
+        while !seen.contains("Enter an executor") {
+            let n = stdout.read(&mut buf).await.unwrap();
+            assert!(n > 0, "forerunner ended early:\n{seen}");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), wait)
+        .await
+        .expect("no executor prompt");
+    let all = c
+        .root_request(reqwest::Method::GET, "/runners/all", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        all.as_array().unwrap().len(),
+        1,
+        "registered before the prompt"
+    );
+    // Ctrl-C on the terminal.
+    stdin.write_all(b"\x03").await.unwrap();
+    let mut rest = String::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        stdout.read_to_string(&mut rest),
+    )
+    .await
+    .expect("forerunner did not stop on Ctrl-C")
+    .unwrap();
+    let status = child.wait().await.unwrap();
+    assert!(!status.success(), "{seen}{rest}");
+    assert!(
+        rest.contains("unregistered from GitLab again"),
+        "{seen}{rest}"
+    );
+    let all = c
+        .root_request(reqwest::Method::GET, "/runners/all", None)
+        .await
+        .unwrap();
+    assert_eq!(all, serde_json::json!([]), "the runner must be gone");
+    assert!(!env.config.exists());
+    c.stop().await.unwrap();
+}
