@@ -14,14 +14,16 @@ use forerunner_protocol::runners::{
     RunnerRegistrationDetails, RunnerTokenRequest, RunnerType, UnregisterManagerRequest,
     VerifyRunnerRequest,
 };
-use forerunner_protocol::tokens::{CREATED_RUNNER_PREFIX, REGISTERED_RUNNER_PREFIX};
+use forerunner_protocol::tokens::{short_token, CREATED_RUNNER_PREFIX, REGISTERED_RUNNER_PREFIX};
 use serde_json::{json, Map, Value};
 
 use crate::api::auth::{authenticate_runner, ClientIp};
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::params::Params;
 use crate::api::AppState;
-use crate::domain::{digest, now, ManagerHeartbeat, NewRunner, RegistrationType, Runner, Secret};
+use crate::domain::{
+    digest, now, AppSettings, ManagerHeartbeat, NewRunner, RegistrationType, Runner, Secret,
+};
 
 /// The `system_id` GitLab records when a runner sends none.
 pub const LEGACY_SYSTEM_ID: &str = "<legacy>";
@@ -238,11 +240,55 @@ pub fn lenient_info(info: Option<Value>) -> RunnerInfo {
     }
 }
 
-/// Where a registration token points.
-enum Registrar {
-    Instance,
-    Group(i64, bool),
-    Project(i64, bool),
+/// What a registration token registers: where the runner goes, and
+/// whether that namespace still accepts registration tokens.
+struct Registrar {
+    runner_type: RunnerType,
+    group_id: Option<i64>,
+    project_id: Option<i64>,
+    allowed: bool,
+}
+
+/// Resolves a registration token in GitLab's order: the instance token, a
+/// project's, then a group's (§2).
+async fn resolve_registration_token(
+    state: &AppState,
+    settings: &AppSettings,
+    token_digest: &str,
+) -> ApiResult<Option<Registrar>> {
+    let namespaces = &state.store.namespaces;
+    if settings.registration_token_digest.as_deref() == Some(token_digest) {
+        return Ok(Some(Registrar {
+            runner_type: RunnerType::InstanceType,
+            group_id: None,
+            project_id: None,
+            allowed: true,
+        }));
+    }
+    if let Some(project) = namespaces.project_by_runners_token(token_digest).await? {
+        let allowed = match project.group_id {
+            Some(group_id) => namespaces
+                .group_by_id(group_id)
+                .await?
+                .is_none_or(|g| g.allow_runner_registration_token),
+            None => true,
+        };
+        return Ok(Some(Registrar {
+            runner_type: RunnerType::ProjectType,
+            group_id: None,
+            project_id: Some(project.id),
+            allowed,
+        }));
+    }
+    Ok(namespaces
+        .group_by_runners_token(token_digest)
+        .await?
+        .map(|group| Registrar {
+            runner_type: RunnerType::GroupType,
+            group_id: Some(group.id),
+            project_id: None,
+            allowed: group.allow_runner_registration_token,
+        }))
 }
 
 /// `POST /api/v4/runners`: legacy registration with a registration token.
@@ -253,54 +299,19 @@ pub async fn register(State(state): State<AppState>, mut params: Params) -> ApiR
         return Err(ApiError::InvalidParams("token is missing".into()));
     }
     let attrs = check_params(&req.attributes)?;
-    let presented = digest(&req.token);
     let settings = state.store.settings.settings().await?;
-    let registrar = if settings.registration_token_digest.as_deref() == Some(presented.as_str()) {
-        Some(Registrar::Instance)
-    } else if let Some(project) = state
-        .store
-        .namespaces
-        .project_by_runners_token(&presented)
-        .await?
-    {
-        let allowed = match project.group_id {
-            Some(group_id) => state
-                .store
-                .namespaces
-                .group_by_id(group_id)
-                .await?
-                .is_none_or(|g| g.allow_runner_registration_token),
-            None => true,
-        };
-        Some(Registrar::Project(project.id, allowed))
-    } else {
-        state
-            .store
-            .namespaces
-            .group_by_runners_token(&presented)
-            .await?
-            .map(|g| Registrar::Group(g.id, g.allow_runner_registration_token))
-    };
+    let registrar = resolve_registration_token(&state, &settings, &digest(&req.token)).await?;
     let Some(registrar) = registrar else {
         if !settings.allow_runner_registration_token {
             return Err(ApiError::Gone("runner registration disallowed"));
         }
-        tracing::info!(token = %forerunner_protocol::tokens::short_token(&req.token), "refused registration with an invalid token");
+        tracing::info!(token = %short_token(&req.token), "refused registration with an invalid token");
         return Err(ApiError::forbidden("invalid token supplied"));
     };
-    let allowed = settings.allow_runner_registration_token
-        && match registrar {
-            Registrar::Instance => true,
-            Registrar::Group(_, allowed) | Registrar::Project(_, allowed) => allowed,
-        };
-    if !allowed {
+    if !(settings.allow_runner_registration_token && registrar.allowed) {
         return Err(ApiError::Gone("runner registration disallowed"));
     }
-    let runner_type = match registrar {
-        Registrar::Instance => RunnerType::InstanceType,
-        Registrar::Group(..) => RunnerType::GroupType,
-        Registrar::Project(..) => RunnerType::ProjectType,
-    };
+    let runner_type = registrar.runner_type;
     let token = mint_runner_token(runner_type, RegistrationType::RegistrationToken);
     let mut new = new_runner(
         runner_type,
@@ -309,11 +320,8 @@ pub async fn register(State(state): State<AppState>, mut params: Params) -> ApiR
         attrs,
     )
     .map_err(ApiError::Validation)?;
-    match registrar {
-        Registrar::Instance => {}
-        Registrar::Group(id, _) => new.group_id = Some(id),
-        Registrar::Project(id, _) => new.project_id = Some(id),
-    }
+    new.group_id = registrar.group_id;
+    new.project_id = registrar.project_id;
     new.name = info.name;
     let runner = state.store.runners.create_runner(new).await?;
     tracing::info!(
