@@ -225,10 +225,18 @@ impl Ctx<'_> {
     fn wrong_type(&mut self, node: &Node, path: &str, expected: &str) {
         let key = path.rsplit('.').next().unwrap_or(path);
         let key = key.split('[').next().unwrap_or(key);
+        let hint = if expected.starts_with("a list") && matches!(node.value, Value::Str(_)) {
+            "; write it as a list, e.g. [value] or one `- value` line per item"
+        } else {
+            ""
+        };
         self.error(
             &node.mark,
             path,
-            format!("`{key}` must be {expected}, found {}", node.type_name()),
+            format!(
+                "`{key}` must be {expected}, found {}{hint}",
+                node.type_name()
+            ),
         );
     }
 
@@ -779,7 +787,11 @@ impl Ctx<'_> {
                 self.error(
                     &v.mark,
                     &vpath,
-                    format!("the value of `{}` must be one of its `options`", k.name),
+                    format!(
+                        "the value of `{}` must be one of its `options` ({}); pick one of them",
+                        k.name,
+                        def.options.join(", ")
+                    ),
                 );
             }
             out.push(def);
@@ -1207,7 +1219,11 @@ impl Ctx<'_> {
             match n.value {
                 Value::Int(i) if (0..=2).contains(&i) => Some(i as u8),
                 Value::Int(_) => {
-                    cx.error(&n.mark, p, "`retry` must be between 0 and 2");
+                    cx.error(
+                        &n.mark,
+                        p,
+                        "`retry` must be between 0 and 2, the most GitLab allows",
+                    );
                     None
                 }
                 _ => {
@@ -1421,7 +1437,11 @@ impl Ctx<'_> {
                             }
                         };
                         if values.is_empty() {
-                            self.error(&v.mark, &vp, "matrix values must not be empty");
+                            self.error(
+                                &v.mark,
+                                &vp,
+                                "matrix values must not be empty; list at least one value",
+                            );
                             continue;
                         }
                         combos = combos.saturating_mul(values.len());
@@ -1431,7 +1451,7 @@ impl Ctx<'_> {
                         self.error(
                             &row.mark,
                             &rpath,
-                            "a matrix entry needs at least one variable",
+                            "a matrix entry needs at least one variable, e.g. - PROVIDER: [aws, gcp]",
                         );
                         continue;
                     }
@@ -1533,7 +1553,11 @@ impl Ctx<'_> {
             }
         }
         if env.name.is_empty() {
-            self.error(&node.mark, path, "the environment hash needs a `name`");
+            self.error(
+                &node.mark,
+                path,
+                "the environment hash needs a `name`, e.g. name: review/$CI_COMMIT_REF_SLUG",
+            );
             return None;
         }
         Some(env)
@@ -1633,7 +1657,7 @@ impl Ctx<'_> {
                 self.error(
                     &item.mark,
                     &p,
-                    "`start_in` is only valid with `when: delayed`",
+                    "`start_in` is only valid with `when: delayed`; add `when: delayed` or remove `start_in`",
                 );
             }
             out.push(rule);
@@ -2043,7 +2067,7 @@ impl Ctx<'_> {
                 self.error(
                     &key.mark,
                     &join_key(path, "start_in"),
-                    "`start_in` is only valid with `when: delayed`",
+                    "`start_in` is only valid with `when: delayed`; add `when: delayed` or remove `start_in`",
                 );
             }
         }
@@ -2212,7 +2236,7 @@ impl Ctx<'_> {
                     let p = join_key(&join_key(&path, "environment"), "on_stop");
                     match by_name.get(stop) {
                         None => {
-                            self.error(&mark, &p, format!("`on_stop` job `{stop}` is not defined"))
+                            self.error(&mark, &p, format!("`on_stop` job `{stop}` is not defined; add a job with `environment: {{name: …, action: stop}}` or fix the name"))
                         }
                         Some(other) => match &other.environment {
                             Some(e) if e.name == env.name && e.action == "stop" => {}
@@ -2258,9 +2282,10 @@ impl Ctx<'_> {
         let Some(other) = by_name.get(dep) else {
             if !optional {
                 let names: Vec<&str> = by_name.keys().map(String::as_str).collect();
-                let hint = closest(dep, &names)
-                    .map(|c| format!("; did you mean `{c}`?"))
-                    .unwrap_or_default();
+                let hint = closest(dep, &names).map_or_else(
+                    || "; define that job, fix the name, or drop the reference".to_owned(),
+                    |c| format!("; did you mean `{c}`?"),
+                );
                 self.error(
                     mark,
                     path,
