@@ -5,4 +5,5 @@
 //! deliberate change, then review the diff.
 
 mod golden;
+mod robustness;
 mod scale;
