@@ -19,8 +19,8 @@ use crate::bootstrap::{write_secret_file, REGISTRATION_TOKEN_FILE, ROOT_USERNAME
 use crate::config::{Settings, DEFAULT_DATA_DIR, DEFAULT_LISTEN};
 use crate::domain::namespace::path_from_name;
 use crate::domain::{
-    Group, NewGroup, NewPersonalAccessToken, NewProject, NewUser, Page, Project, Scope, Secret,
-    User,
+    digest, Group, NewGroup, NewPersonalAccessToken, NewProject, NewUser, Page, Project, Scope,
+    Secret, User,
 };
 use crate::startup::{shutdown_signal, Application};
 use crate::store::Store;
@@ -152,8 +152,9 @@ enum ProjectCommand {
 
 #[derive(Debug, clap::Subcommand)]
 enum RegistrationTokenCommand {
-    /// Show the short form of a registration token (tokens are stored as
-    /// digests only; `reset` gives a new full token).
+    /// Show a registration token: the instance token in full while the
+    /// data directory's `registration-token` file holds it, otherwise the
+    /// short form (tokens are stored as digests only; `reset` gives a new one).
     Show(TokenTarget),
     /// Replace a registration token and print the new one once.
     Reset(TokenTarget),
@@ -426,7 +427,18 @@ async fn registration_token(
             } else if let Some(p) = target.project {
                 find_project(store, &p).await?.runners_token_short
             } else {
-                store.settings.settings().await?.registration_token_short
+                let settings = store.settings.settings().await?;
+                // The token file written at bootstrap or reset holds the
+                // clear instance token; show it if it is still the current one.
+                let saved = std::fs::read_to_string(data_dir.join(REGISTRATION_TOKEN_FILE))
+                    .ok()
+                    .map(|s| s.trim().to_owned())
+                    .filter(|t| Some(digest(t)) == settings.registration_token_digest);
+                if let Some(token) = saved {
+                    println!("{token}");
+                    return Ok(());
+                }
+                settings.registration_token_short
             };
             match short {
                 Some(short) => println!(

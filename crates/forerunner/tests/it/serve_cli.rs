@@ -137,6 +137,10 @@ async fn serve_generates_tokens_answers_probes_and_stops_on_sigterm() {
         assert_eq!(mode(&dir.path().join("registration-token")), 0o600);
     }
     assert!(served.stdout.contains(&root_token), "{}", served.stdout);
+    assert_eq!(
+        admin(dir.path(), &["registration-token", "show"]).trim(),
+        registration
+    );
     let me: serde_json::Value = client
         .get(format!("{}/api/v4/user", served.url))
         .header("PRIVATE-TOKEN", &root_token)
