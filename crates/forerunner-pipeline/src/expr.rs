@@ -231,7 +231,7 @@ fn lex_pattern(chars: &[char], start: usize) -> Result<(Regex, usize), String> {
     let mut flags = String::new();
     while let Some(&c) = chars.get(i) {
         match c {
-            'i' | 'm' | 's' | 'x' | 'U' => {
+            'i' | 'm' | 's' | 'U' => {
                 // Ruby's `m` (dot matches newline) is `s` in RE2 and here.
                 let c = if c == 'm' { 's' } else { c };
                 if !flags.contains(c) {
@@ -241,7 +241,7 @@ fn lex_pattern(chars: &[char], start: usize) -> Result<(Regex, usize), String> {
             }
             c if c.is_alphanumeric() => {
                 return Err(format!(
-                    "unknown regex flag `{c}`; GitLab supports `i`, `m`, `s`, `x` and `U`"
+                    "unknown regex flag `{c}`; GitLab supports `i`, `m`, `s` and `U`"
                 ))
             }
             _ => break,
