@@ -32,6 +32,13 @@ const MAX_COMPOSED_NODES: usize = yaml::MAX_NODES;
 pub trait FileReader {
     /// The content of the file at `path`, or `None` if there is none.
     fn read(&self, path: &str) -> Option<String>;
+
+    /// Every file path of the repository, for wildcard includes such as
+    /// `include: ci/*.yml`; `None` (the default) when the reader cannot
+    /// list files, which makes wildcard includes an error.
+    fn files(&self) -> Option<Vec<String>> {
+        None
+    }
 }
 
 impl<F: Fn(&str) -> Option<String>> FileReader for F {
@@ -43,6 +50,10 @@ impl<F: Fn(&str) -> Option<String>> FileReader for F {
 impl FileReader for HashMap<String, String> {
     fn read(&self, path: &str) -> Option<String> {
         self.get(path).cloned()
+    }
+
+    fn files(&self) -> Option<Vec<String>> {
+        Some(self.keys().cloned().collect())
     }
 }
 
@@ -297,13 +308,34 @@ impl Includer<'_> {
             return;
         }
         if path.contains(['*', '?', '[']) {
-            self.sink.error(
-                mark,
-                ipath,
-                format!(
-                    "wildcard includes (`{path}`) are not supported; list the files one by one"
-                ),
-            );
+            let Some(files) = self.reader.files() else {
+                self.sink.error(
+                    mark,
+                    ipath,
+                    format!(
+                        "wildcard includes (`{path}`) need a file listing, which this caller does not provide; \
+                         list the files one by one"
+                    ),
+                );
+                return;
+            };
+            let pattern = normalize_path(path);
+            let mut matched: Vec<String> = files
+                .into_iter()
+                .filter(|f| crate::glob::matches(&pattern, f))
+                .filter(|f| f.ends_with(".yml") || f.ends_with(".yaml"))
+                .collect();
+            matched.sort();
+            if matched.is_empty() {
+                self.sink.error(
+                    mark,
+                    ipath,
+                    format!("wildcard include `{path}` matches no file; check the pattern"),
+                );
+            }
+            for m in matched {
+                out.push((m, mark.clone(), ipath.to_owned()));
+            }
             return;
         }
         out.push((normalize_path(path), mark.clone(), ipath.to_owned()));
