@@ -8,7 +8,9 @@
 //!   are refused: they are set where the runner was created.
 //!
 //! A token already in config.toml updates that entry instead of appending a
-//! duplicate. If saving fails after the server registered the runner, the
+//! duplicate. `--template-config` completes a new entry from a template's
+//! `[[runners]]` (flags win). If the executor questions are interrupted
+//! (Ctrl-C) or saving fails after the server registered the runner, the
 //! runner is unregistered again unless `--leave-runner`.
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -22,11 +24,11 @@ use forerunner_protocol::runners::{
     RegisterRunnerRequest, RunnerAttributes, RunnerRegistrationDetails, VerifyRunnerRequest,
 };
 use forerunner_protocol::tokens::TokenKind;
-use toml_edit::{Array, Value};
+use toml_edit::{Array, Table, Value};
 
 use crate::cli::{load_system_id, save, short, ConfigArg};
 use crate::client::{runner_info, ApiError, Client};
-use crate::config::document::{datetime_value, NewRunner};
+use crate::config::document::{datetime_value, load_template, NewRunner};
 use crate::config::{ConfigDocument, RunnerConfig};
 use crate::log::Logger;
 
@@ -103,6 +105,9 @@ pub struct RegisterArgs {
     /// URL used to clone repositories instead of the GitLab URL
     #[arg(long, env = "CLONE_URL")]
     clone_url: Option<String>,
+    /// A config.toml with one [[runners]] whose settings complete the new entry
+    #[arg(long, env = "TEMPLATE_CONFIG_FILE", value_name = "FILE")]
+    template_config: Option<std::path::PathBuf>,
     /// Custom environment variable for jobs, KEY=VALUE (repeatable)
     #[arg(long = "env", env = "RUNNER_ENV", value_delimiter = ',')]
     env: Vec<String>,
@@ -451,6 +456,11 @@ pub(crate) async fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
     };
     let mut doc = ConfigDocument::load(&config_path)?;
     let typed = doc.typed()?;
+    // A bad template must fail before anything is created on the server.
+    let template = match &args.template_config {
+        Some(path) => Some(load_template(path)?),
+        None => None,
+    };
 
     let url = prompter.require(
         args.url.as_deref(),
@@ -659,10 +669,13 @@ pub(crate) async fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
             &prompter,
             &mut doc,
             &runners,
-            &url,
-            &name,
-            &details,
-            &token_for_finish,
+            Registered {
+                url: &url,
+                name: &name,
+                details: &details,
+                token: &token_for_finish,
+            },
+            template.as_ref(),
             &log,
         )
     });
@@ -763,23 +776,45 @@ fn now_seconds() -> DateTime<Utc> {
     now.with_nanosecond(0).unwrap_or(now)
 }
 
+/// What the server registered.
+struct Registered<'a> {
+    url: &'a str,
+    name: &'a str,
+    details: &'a RunnerRegistrationDetails,
+    token: &'a str,
+}
+
+/// A string value of the template's entry (`section` is `None` for the entry itself).
+fn template_str(template: Option<&Table>, section: Option<&str>, key: &str) -> Option<String> {
+    let table = template?;
+    let table = match section {
+        Some(s) => table.get(s)?.as_table()?,
+        None => table,
+    };
+    table.get(key)?.as_str().map(str::to_owned)
+}
+
 /// Executor questions, the new or updated entry, and the save.
-#[allow(clippy::too_many_arguments)]
 fn finish(
     args: &RegisterArgs,
     prompter: &Prompter,
     doc: &mut ConfigDocument,
     runners: &[RunnerConfig],
-    url: &str,
-    name: &str,
-    details: &RunnerRegistrationDetails,
-    token: &str,
+    registered: Registered<'_>,
+    template: Option<&Table>,
     log: &Logger,
 ) -> anyhow::Result<()> {
+    let Registered {
+        url,
+        name,
+        details,
+        token,
+    } = registered;
+    let template_executor = template_str(template, None, "executor");
     let executor = prompter.require(
         args.executor.as_deref(),
         &format!("Enter an executor: {}:", EXECUTORS.join(", ")),
-        None,
+        template_executor.as_deref(),
         "executor",
         "--executor shell|docker|custom or set RUNNER_EXECUTOR",
     )?;
@@ -789,10 +824,11 @@ fn finish(
         );
     }
     let docker_image = if executor == "docker" {
+        let template_image = template_str(template, Some("docker"), "image");
         Some(prompter.require(
             args.docker.image.as_deref(),
             "Enter the default Docker image (for example, ruby:3.3):",
-            None,
+            template_image.as_deref(),
             "default Docker image",
             "--docker-image or set DOCKER_IMAGE",
         )?)
@@ -847,10 +883,17 @@ fn finish(
     if let Some(cache) = cache_section(&args.cache) {
         sections.extend(cache);
     }
+    // The official runner's docker defaults, unless a template's
+    // [runners.docker] provides the settings (flags still win).
+    let template_has_docker = template.is_some_and(|t| t.get("docker").is_some());
     if executor == "docker" || docker_given(&args.docker) {
         sections.push((
             "docker".to_owned(),
-            docker_section(&args.docker, docker_image.as_deref(), executor == "docker"),
+            docker_section(
+                &args.docker,
+                docker_image.as_deref(),
+                executor == "docker" && !template_has_docker,
+            ),
         ));
     }
     let custom = custom_section(&args.custom);
@@ -888,8 +931,18 @@ fn finish(
             ),
             &[("name", name), ("runner", &short(token))],
         );
+        if template.is_some() {
+            log.warn(
+                "--template-config completes new entries only; the existing entry keeps its other settings",
+                &[],
+            );
+        }
     } else {
-        doc.append_runner(&NewRunner { keys, sections })?;
+        let new = NewRunner { keys, sections };
+        match template {
+            Some(t) => doc.append_runner_with_template(&new, t)?,
+            None => doc.append_runner(&new)?,
+        }
     }
     save(doc).context("the runner was registered but config.toml could not be saved")
 }

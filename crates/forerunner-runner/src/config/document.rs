@@ -49,6 +49,98 @@ impl NewRunner {
     }
 }
 
+/// Keys a template never provides: the identity of the new runner.
+const IDENTITY_KEYS: &[&str] = &[
+    "name",
+    "url",
+    "id",
+    "token",
+    "token_obtained_at",
+    "token_expires_at",
+];
+
+impl NewRunner {
+    /// Renders the entry with the keys it lacks filled from `template` (the
+    /// `[[runners]]` table of a `--template-config` file), as the official
+    /// runner merges templates: values given on the command line win, the
+    /// template fills the rest (sub-tables merged key by key), and the
+    /// template's identity keys (`token`, `url`, …) are ignored.
+    fn render_with_template(&self, template: &Table) -> String {
+        let mut doc: DocumentMut = self
+            .render()
+            .parse()
+            .expect("a rendered runner entry is valid TOML");
+        if let Some(entry) = doc
+            .get_mut("runners")
+            .and_then(Item::as_array_of_tables_mut)
+            .and_then(|a| a.get_mut(0))
+        {
+            merge_missing(entry, template, true);
+            let mut next = 1;
+            renumber(entry, &mut next);
+        }
+        doc.to_string()
+    }
+}
+
+fn merge_missing(ours: &mut Table, template: &Table, top: bool) {
+    for (key, item) in template.iter() {
+        if top && IDENTITY_KEYS.contains(&key) {
+            continue;
+        }
+        match (ours.get_mut(key), item) {
+            (None, _) => {
+                ours.insert(key, item.clone());
+                if let (Some(mut k), Some(tk)) = (ours.key_mut(key), template.key(key)) {
+                    *k.leaf_decor_mut() = tk.leaf_decor().clone();
+                }
+            }
+            (Some(Item::Table(mine)), Item::Table(theirs)) => merge_missing(mine, theirs, false),
+            _ => {}
+        }
+    }
+}
+
+/// Gives `table` and its descendants consecutive document positions in
+/// depth-first order, so merged tables print under their parent.
+fn renumber(table: &mut Table, next: &mut usize) {
+    table.set_position(*next);
+    *next += 1;
+    for (_, item) in table.iter_mut() {
+        match item {
+            Item::Table(t) => renumber(t, next),
+            Item::ArrayOfTables(a) => {
+                for t in a.iter_mut() {
+                    renumber(t, next);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Reads a `--template-config` file: it must hold exactly one `[[runners]]`.
+pub fn load_template(path: &Path) -> Result<Table, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let doc = ConfigDocument::parse_doc(path, &text)?;
+    let runners = doc.get("runners").and_then(Item::as_array_of_tables);
+    match runners {
+        Some(a) if a.len() == 1 => Ok(a.get(0).cloned().unwrap_or_default()),
+        other => Err(ConfigError::Parse {
+            path: path.to_owned(),
+            line: None,
+            key: Some("runners".to_owned()),
+            message: format!(
+                "a template config must contain exactly one [[runners]] section, found {}",
+                other.map_or(0, ArrayOfTables::len)
+            ),
+        }),
+    }
+}
+
 fn render_value(v: &Value) -> String {
     let mut v = v.clone();
     v.decor_mut().clear();
@@ -145,6 +237,20 @@ impl ConfigDocument {
 
     /// Appends a `[[runners]]` entry at the end of the file.
     pub fn append_runner(&mut self, runner: &NewRunner) -> Result<(), ConfigError> {
+        self.append_rendered(&runner.render())
+    }
+
+    /// Appends a `[[runners]]` entry completed from a template's
+    /// `[[runners]]` table (see [`load_template`]).
+    pub fn append_runner_with_template(
+        &mut self,
+        runner: &NewRunner,
+        template: &Table,
+    ) -> Result<(), ConfigError> {
+        self.append_rendered(&runner.render_with_template(template))
+    }
+
+    fn append_rendered(&mut self, rendered: &str) -> Result<(), ConfigError> {
         if self.doc.get("runners").is_some() && self.runners().is_none() {
             return Err(ConfigError::Write {
                 path: self.path.clone(),
@@ -159,7 +265,7 @@ impl ConfigDocument {
         if !text.is_empty() {
             text.push('\n');
         }
-        text.push_str(&runner.render());
+        text.push_str(rendered);
         self.doc = Self::parse_doc(&self.path, &text)?;
         Ok(())
     }
@@ -452,6 +558,71 @@ unknown_global = "kept"
         let typed = d.typed().unwrap();
         assert_eq!(typed.runners[0].token_obtained_at, Some(now));
         assert!(typed.runners[0].token_expires_at.is_none());
+    }
+
+    #[test]
+    fn templates_fill_what_the_flags_left_out() {
+        let (dir, mut d) = doc();
+        let tpl = dir.path().join("template.toml");
+        std::fs::write(
+            &tpl,
+            r#"[[runners]]
+  name = "ignored"
+  token = "ignored"
+  output_limit = 8192
+  executor = "custom"
+  [runners.docker]
+    image = "ignored:latest"
+    memory = "1g"
+    [[runners.docker.services]]
+      name = "postgres:16"
+  [runners.cache]
+    Type = "s3"
+    [runners.cache.s3]
+      BucketName = "cache"
+"#,
+        )
+        .unwrap();
+        let template = load_template(&tpl).unwrap();
+        let new = NewRunner {
+            keys: vec![
+                ("name".into(), Value::from("mine")),
+                ("token".into(), Value::from("glrt-mine")),
+                ("executor".into(), Value::from("docker")),
+            ],
+            sections: vec![(
+                "docker".into(),
+                vec![("image".into(), Value::from("alpine"))],
+            )],
+        };
+        d.append_runner_with_template(&new, &template).unwrap();
+        let typed = d.typed().unwrap();
+        let r = typed.runners.last().unwrap();
+        assert_eq!(
+            (r.name.as_str(), r.token.as_str(), r.executor.as_str()),
+            ("mine", "glrt-mine", "docker")
+        );
+        assert_eq!(r.output_limit, Some(8192));
+        let docker = r.docker.as_ref().unwrap();
+        assert_eq!(docker.image.as_deref(), Some("alpine"));
+        assert_eq!(docker.memory.as_deref(), Some("1g"));
+        let cache = r.cache.as_ref().unwrap();
+        assert_eq!(
+            cache.s3.as_ref().unwrap().bucket_name.as_deref(),
+            Some("cache")
+        );
+        let text = d.text();
+        assert!(text.starts_with(FILE), "{text}");
+        let tail = &text[FILE.len()..];
+        let docker_at = tail.find("[runners.docker]").unwrap();
+        let services_at = tail.find("[[runners.docker.services]]").unwrap();
+        let cache_at = tail.find("[runners.cache]").unwrap();
+        assert!(tail.starts_with("\n[[runners]]\n"), "{tail}");
+        assert!(docker_at < services_at && services_at < cache_at, "{tail}");
+
+        std::fs::write(&tpl, "concurrent = 1\n").unwrap();
+        let err = load_template(&tpl).unwrap_err().to_string();
+        assert!(err.contains("exactly one [[runners]]"), "{err}");
     }
 
     #[test]

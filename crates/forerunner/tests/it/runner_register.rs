@@ -653,3 +653,78 @@ async fn ctrl_c_at_a_prompt_after_registration_unregisters_the_runner() {
     assert!(!env.config.exists());
     c.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn template_config_completes_the_new_entry() {
+    let c = TestCoordinator::spawn().await;
+    let env = Env::new();
+    env.secrets_of(&c);
+    let template = env.dir.path().join("template.toml");
+    std::fs::write(
+        &template,
+        "# shared settings\n[[runners]]\n  token = \"template-token-is-ignored\"\n  output_limit = 16384\n  [runners.docker]\n    image = \"ruby:3.3\"\n    privileged = true\n    volumes = [\"/certs/client\", \"/cache\"]\n    [[runners.docker.services]]\n      name = \"docker:dind\"\n  [runners.cache]\n    Type = \"s3\"\n    Shared = true\n",
+    )
+    .unwrap();
+    let tpl = template.display().to_string();
+    env.run(
+        &[
+            "register",
+            "-n",
+            "-u",
+            &c.url,
+            "-r",
+            &c.registration_token,
+            "--executor",
+            "docker",
+            "--template-config",
+            &tpl,
+            "--name",
+            "templated",
+        ],
+        &[],
+    )
+    .await
+    .ok();
+    let config = Config::load(&env.config).unwrap();
+    let r = &config.runners[0];
+    assert_eq!(r.name, "templated");
+    assert_ne!(r.token, "template-token-is-ignored");
+    assert_eq!(r.output_limit, Some(16384));
+    let d = r.docker.as_ref().unwrap();
+    assert_eq!(d.image.as_deref(), Some("ruby:3.3"));
+    assert!(d.privileged, "the template's privileged = true applies");
+    assert_eq!(d.volumes, ["/certs/client", "/cache"]);
+    assert!(env.config_text().contains("[[runners.docker.services]]"));
+    assert!(r.cache.as_ref().unwrap().shared);
+
+    // A template without exactly one [[runners]] fails before registering.
+    std::fs::write(&template, "concurrent = 2\n").unwrap();
+    let before = c
+        .root_request(reqwest::Method::GET, "/runners/all", None)
+        .await
+        .unwrap();
+    env.run(
+        &[
+            "register",
+            "-n",
+            "-u",
+            &c.url,
+            "-r",
+            &c.registration_token,
+            "--executor",
+            "shell",
+            "--template-config",
+            &tpl,
+        ],
+        &[],
+    )
+    .await
+    .fails()
+    .says("exactly one [[runners]]");
+    let after = c
+        .root_request(reqwest::Method::GET, "/runners/all", None)
+        .await
+        .unwrap();
+    assert_eq!(before, after);
+    c.stop().await.unwrap();
+}
