@@ -548,6 +548,8 @@ pub(crate) fn parse(file: &Arc<str>, text: &str, sink: &mut Sink) -> Option<Node
         aborted: false,
         last_plain: false,
     };
+    // Editors on Windows may start the file with a byte order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut parser = Parser::new_from_str(text);
     loop {
         match parser.next_token() {
@@ -640,6 +642,13 @@ mod tests {
         let (node, diags) = load(&text);
         assert!(node.is_none());
         assert!(diags[0].contains("aliases"), "{diags:?}");
+    }
+
+    #[test]
+    fn byte_order_mark_is_ignored() {
+        let (node, diags) = load("\u{feff}build:\n  script: x\n");
+        assert!(diags.is_empty());
+        assert!(node.unwrap().get("build").is_some());
     }
 
     #[test]
