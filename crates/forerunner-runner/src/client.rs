@@ -267,27 +267,44 @@ impl Client {
         secret: Option<&str>,
         body: Option<&B>,
     ) -> Result<reqwest::Response, ApiError> {
-        let token = secret;
-        let url = format!("{}{path}", self.base);
-        let mut attempt = 1;
-        loop {
-            let mut req = self
-                .http
-                .request(method.clone(), &url)
-                .header("X-Request-Id", request_id());
+        self.send_request(method, path, secret, |mut req| {
             if let Some((name, value)) = header {
                 req = req.header(name, value);
             }
             if let Some(body) = body {
                 req = req.json(body);
             }
-            let resp = req.send().await.map_err(|e| {
+            req
+        })
+        .await
+    }
+
+    /// The general form of [`Client::send`], for the job endpoints: `build`
+    /// adds headers (`JOB-TOKEN`, `Content-Range`, …), query and body to the
+    /// request, and is called again for every retry. `secret` (the token the
+    /// request carries) is redacted from errors. `X-Request-Id`,
+    /// `User-Agent` and the retry policy are applied as in [`Client::send`].
+    pub async fn send_request(
+        &self,
+        method: Method,
+        path: &str,
+        secret: Option<&str>,
+        build: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ApiError> {
+        let url = format!("{}{path}", self.base);
+        let mut attempt = 1;
+        loop {
+            let req = self
+                .http
+                .request(method.clone(), &url)
+                .header("X-Request-Id", request_id());
+            let resp = build(req).send().await.map_err(|e| {
                 ApiError::Network {
                     method: method.to_string(),
                     url: url.clone(),
                     message: error_chain(&e),
                 }
-                .redact(token)
+                .redact(secret)
             })?;
             let status = resp.status().as_u16();
             if !is_retryable_status(status) || attempt >= self.retry.max_attempts {
@@ -298,6 +315,22 @@ impl Client {
             tokio::time::sleep(wait).await;
             attempt += 1;
         }
+    }
+
+    /// Turns a response into `Ok` when its status is `expected`, else into
+    /// [`ApiError::Status`] with GitLab's message (`secret` redacted).
+    pub async fn expect_status(
+        &self,
+        resp: reqwest::Response,
+        method: &Method,
+        path: &str,
+        expected: StatusCode,
+        secret: Option<&str>,
+    ) -> Result<reqwest::Response, ApiError> {
+        let url = format!("{}{path}", self.base);
+        check_status(resp, method, &url, expected)
+            .await
+            .map_err(|e| e.redact(secret))
     }
 
     /// Sends a JSON request and decodes a JSON answer with status `expected`.

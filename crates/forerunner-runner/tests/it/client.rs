@@ -249,3 +249,46 @@ async fn network_and_decode_errors_are_told_apart() {
     let err = Client::new("gitlab.example.com").unwrap_err();
     assert_eq!(err.health(), RequestHealth::ClientError);
 }
+
+#[tokio::test]
+async fn general_requests_for_the_job_endpoints() {
+    let (url, seen) = scripted(vec![
+        (502, vec![JSON], r#"{"message":"502 Bad Gateway"}"#),
+        (202, vec![("X-GitLab-Trace-Update-Interval", "3")], ""),
+    ])
+    .await;
+    let client = Client::new(&url).unwrap();
+    let job_token = "glcbt-jobtokenjobtokenjobtok";
+    let path = "/api/v4/jobs/42/trace";
+    let resp = client
+        .send_request(reqwest::Method::PATCH, path, Some(job_token), |r| {
+            r.header("JOB-TOKEN", job_token)
+                .header("Content-Range", "0-4")
+                .body("hello")
+        })
+        .await
+        .unwrap();
+    let resp = client
+        .expect_status(
+            resp,
+            &reqwest::Method::PATCH,
+            path,
+            reqwest::StatusCode::ACCEPTED,
+            Some(job_token),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["X-GitLab-Trace-Update-Interval"], "3");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "the 502 was retried with the same request");
+    for s in &seen {
+        assert!(
+            s.head.starts_with("PATCH /api/v4/jobs/42/trace "),
+            "{}",
+            s.head
+        );
+        assert_eq!(s.header("job-token").as_deref(), Some(job_token));
+        assert_eq!(s.header("content-range").as_deref(), Some("0-4"));
+        assert_eq!(s.body, "hello");
+    }
+}
