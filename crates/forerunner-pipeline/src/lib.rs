@@ -7,7 +7,7 @@
 //!    `default:`, and validates every keyword. It never fails outright: it
 //!    returns every [`Diagnostic`] found and a [`Model`] when there were no
 //!    errors.
-//! 2. [`plan`] evaluates `workflow:rules`, job `rules` / `only` / `except`,
+//! 2. [`plan()`] evaluates `workflow:rules`, job `rules` / `only` / `except`,
 //!    `parallel` and `needs` for one ref and set of variables and changed
 //!    files ([`PlanInput`]) and returns the [`PlannedJob`]s GitLab would
 //!    create, or why no pipeline is created.

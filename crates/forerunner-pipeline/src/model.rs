@@ -4,7 +4,7 @@
 //! These are plain domain types with no serde: the linter builds them, the
 //! planner reads them, and the value types ([`Image`], [`Artifacts`], …) are
 //! reused unchanged in the planned jobs. Nothing here depends on a ref or on
-//! pipeline variables; see [`crate::plan`] for that.
+//! pipeline variables; see [`crate::plan()`] for that.
 
 use crate::diagnostic::Mark;
 use crate::expr::Condition;
