@@ -7,3 +7,4 @@
 mod golden;
 mod robustness;
 mod scale;
+mod tidy;
