@@ -117,7 +117,7 @@ pub fn compile(file: &str, source: &str, reader: &dyn FileReader) -> Compiled {
 
 #[cfg(test)]
 mod tests {
-    /// The coordinator keeps models and plans across `.await`s and threads.
+    /// The coordinator keeps models and plans across await points and threads.
     #[test]
     fn results_are_send_and_sync() {
         fn assert_send_sync<T: Send + Sync>() {}
