@@ -524,6 +524,103 @@ pub struct AssignRunnerRequest {
     pub runner_id: Option<i64>,
 }
 
+/// Body of `PUT /projects/:id` (the fields the coordinator uses).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateProjectRequest {
+    /// New description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// New repository source (local path or URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import_url: Option<String>,
+    /// New default branch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_branch: Option<String>,
+    /// `private`, `internal` or `public`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visibility: Option<String>,
+    /// Whether instance runners may run its jobs.
+    #[serde(
+        default,
+        deserialize_with = "de::opt_bool",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub shared_runners_enabled: Option<bool>,
+    /// Whether group runners may run its jobs.
+    #[serde(
+        default,
+        deserialize_with = "de::opt_bool",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub group_runners_enabled: Option<bool>,
+}
+
+/// Body of `POST /users` (administrators).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateUserRequest {
+    /// Login name (required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Display name (required by GitLab; the login name when absent here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Email address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Make the user an administrator.
+    #[serde(
+        default,
+        deserialize_with = "de::opt_bool",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub admin: Option<bool>,
+}
+
+/// Body of `POST /users/:id/personal_access_tokens` (administrators).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreatePersonalAccessTokenRequest {
+    /// Token name (required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Scopes (required): an array or a comma-separated string.
+    #[serde(
+        default,
+        deserialize_with = "de::opt_tag_list",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub scopes: Option<Vec<String>>,
+    /// Expiry date, `YYYY-MM-DD`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+/// `Entities::PersonalAccessTokenWithToken`: the `201` answer carrying the
+/// token once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PersonalAccessToken {
+    /// Token id.
+    pub id: i64,
+    /// Token name.
+    pub name: String,
+    /// Whether it was revoked.
+    pub revoked: bool,
+    /// Creation time.
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+    /// Owner.
+    pub user_id: i64,
+    /// Not revoked and not expired.
+    pub active: bool,
+    /// Expiry date (`YYYY-MM-DD`), `null` when it never expires.
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    /// The token (only in the creation answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

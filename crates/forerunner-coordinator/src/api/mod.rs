@@ -42,7 +42,12 @@ pub fn router(state: AppState) -> Router {
     let v4 = Router::new()
         .route("/version", get(meta::version))
         .route("/user", get(users::current))
-        .route("/users", get(users::list))
+        .route("/users", get(users::list).post(users::create))
+        .route("/users/{id}", get(users::get))
+        .route(
+            "/users/{id}/personal_access_tokens",
+            post(users::create_token),
+        )
         .route(
             "/application/settings",
             get(settings::get).put(settings::update),
@@ -77,7 +82,7 @@ pub fn router(state: AppState) -> Router {
             post(manage_runners::reset_token),
         )
         .route("/projects", get(projects::list).post(projects::create))
-        .route("/projects/{id}", get(projects::get))
+        .route("/projects/{id}", get(projects::get).put(projects::update))
         .route(
             "/projects/{id}/runners",
             get(manage_runners::list_for_project).post(manage_runners::assign_to_project),

@@ -1,4 +1,4 @@
-//! `POST/GET /api/v4/projects` and `GET /api/v4/projects/:id`.
+//! `POST/GET /api/v4/projects`, `GET/PUT /api/v4/projects/:id`.
 //!
 //! A project's repository source is `import_url`: a local path or a URL the
 //! pipelines issue clones from.
@@ -7,7 +7,7 @@ use axum::extract::{OriginalUri, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use forerunner_protocol::management::{self as wire, CreateProjectRequest};
+use forerunner_protocol::management::{self as wire, CreateProjectRequest, UpdateProjectRequest};
 
 use crate::api::access;
 use crate::api::auth::{BaseUrl, Caller};
@@ -19,7 +19,7 @@ use crate::api::params::Params;
 use crate::api::present;
 use crate::api::AppState;
 use crate::domain::namespace::path_from_name;
-use crate::domain::{NewProject, Project};
+use crate::domain::{NewProject, Project, ProjectUpdate};
 
 /// The wire entity of a project, with its namespace resolved.
 pub async fn present_project(
@@ -146,5 +146,45 @@ pub async fn get(
     if !access::can_read_project(&state, user, &project).await? {
         return Err(ApiError::NotFound("Project"));
     }
+    Ok(Json(present_project(&state, &project, &base).await?).into_response())
+}
+
+/// `PUT /api/v4/projects/:id`: description, `import_url`, default branch,
+/// visibility and which runners may run its jobs (owners).
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    base: BaseUrl,
+    Path(id): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
+    let user = caller.require(&[])?;
+    let project = find_project(&state, &id)
+        .await?
+        .ok_or(ApiError::NotFound("Project"))?;
+    if !access::can_read_project(&state, user, &project).await? {
+        return Err(ApiError::NotFound("Project"));
+    }
+    if !access::owns_project(&state, user, &project).await? {
+        return Err(ApiError::Forbidden(None));
+    }
+    let req: UpdateProjectRequest = params.parse()?;
+    let update = ProjectUpdate {
+        description: req.description,
+        import_url: req.import_url,
+        default_branch: req.default_branch.filter(|b| !b.is_empty()),
+        visibility: match req.visibility {
+            Some(v) => Some(visibility(Some(&v))?),
+            None => None,
+        },
+        shared_runners_enabled: req.shared_runners_enabled,
+        group_runners_enabled: req.group_runners_enabled,
+    };
+    let project = state
+        .store
+        .namespaces
+        .update_project(project.id, update)
+        .await?;
+    tracing::info!(project_id = project.id, "updated project");
     Ok(Json(present_project(&state, &project, &base).await?).into_response())
 }

@@ -12,7 +12,7 @@ pub mod secret;
 pub mod settings;
 pub mod user;
 
-pub use namespace::{Group, NewGroup, NewProject, Project};
+pub use namespace::{Group, NewGroup, NewProject, Project, ProjectUpdate};
 pub use runner::{
     ManagerHeartbeat, NewRunner, RegistrationType, Runner, RunnerFilter, RunnerManager,
     RunnerScope, RunnerUpdate, StatusFilter,

@@ -119,6 +119,23 @@ pub struct NewProject {
     pub runners_token: Option<(String, String)>,
 }
 
+/// A partial update of a project; `None` leaves a field unchanged.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProjectUpdate {
+    /// Description.
+    pub description: Option<String>,
+    /// Repository source.
+    pub import_url: Option<String>,
+    /// Default branch.
+    pub default_branch: Option<String>,
+    /// Visibility.
+    pub visibility: Option<String>,
+    /// Whether instance runners may run its jobs.
+    pub shared_runners_enabled: Option<bool>,
+    /// Whether group runners may run its jobs.
+    pub group_runners_enabled: Option<bool>,
+}
+
 /// Turns a display name into a path segment the way GitLab suggests one:
 /// lowercase, runs of other characters replaced by `-`.
 pub fn path_from_name(name: &str) -> String {

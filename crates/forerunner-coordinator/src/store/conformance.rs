@@ -9,7 +9,8 @@ use forerunner_protocol::runners::{AccessLevel, RunnerType};
 
 use crate::domain::{
     digest, now, ManagerHeartbeat, NewGroup, NewPersonalAccessToken, NewProject, NewRunner,
-    NewUser, Page, RegistrationType, RunnerFilter, RunnerScope, RunnerUpdate, Scope, StatusFilter,
+    NewUser, Page, ProjectUpdate, RegistrationType, RunnerFilter, RunnerScope, RunnerUpdate, Scope,
+    StatusFilter,
 };
 use crate::store::{Store, StoreError};
 
@@ -165,6 +166,29 @@ async fn groups_and_projects(store: &Store) {
             .unwrap(),
         Some(project.clone())
     );
+    let updated = store
+        .namespaces
+        .update_project(
+            project.id,
+            ProjectUpdate {
+                shared_runners_enabled: Some(false),
+                import_url: Some("/srv/other.git".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!updated.shared_runners_enabled && updated.group_runners_enabled);
+    assert_eq!(updated.import_url.as_deref(), Some("/srv/other.git"));
+    assert_eq!(updated.default_branch, "main");
+    assert!(matches!(
+        store
+            .namespaces
+            .update_project(-1, ProjectUpdate::default())
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    let project = updated;
     // Owned through the group.
     let owned = store
         .namespaces

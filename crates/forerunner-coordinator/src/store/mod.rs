@@ -23,8 +23,8 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::{
     AppSettings, Auth, Group, ManagerHeartbeat, NewGroup, NewPersonalAccessToken, NewProject,
-    NewRunner, NewUser, Page, Paged, PersonalAccessToken, Project, Runner, RunnerFilter,
-    RunnerManager, RunnerUpdate, User,
+    NewRunner, NewUser, Page, Paged, PersonalAccessToken, Project, ProjectUpdate, Runner,
+    RunnerFilter, RunnerManager, RunnerUpdate, User,
 };
 
 /// Errors of every store method.
@@ -82,6 +82,8 @@ pub trait NamespaceStore: Send + Sync {
     async fn project_by_id(&self, id: i64) -> StoreResult<Option<Project>>;
     /// A project by full path.
     async fn project_by_full_path(&self, full_path: &str) -> StoreResult<Option<Project>>;
+    /// Applies `update` to a project; `NotFound("project")` if it does not exist.
+    async fn update_project(&self, id: i64, update: ProjectUpdate) -> StoreResult<Project>;
     /// Projects ordered by id; `owner` limits to projects that user created
     /// or whose group that user created.
     async fn list_projects(&self, owner: Option<i64>, page: Page) -> StoreResult<Paged<Project>>;

@@ -21,8 +21,8 @@ use crate::domain::runner::{ONLINE_CONTACT_TIMEOUT, STALE_TIMEOUT};
 use crate::domain::{
     from_millis, now, to_millis, AppSettings, Auth, Group, ManagerHeartbeat, NewGroup,
     NewPersonalAccessToken, NewProject, NewRunner, NewUser, Page, Paged, PersonalAccessToken,
-    Project, RegistrationType, Runner, RunnerFilter, RunnerManager, RunnerScope, RunnerUpdate,
-    Scope, StatusFilter, User,
+    Project, ProjectUpdate, RegistrationType, Runner, RunnerFilter, RunnerManager, RunnerScope,
+    RunnerUpdate, Scope, StatusFilter, User,
 };
 use crate::store::{
     NamespaceStore, RunnerStore, SettingsStore, StoreError, StoreResult, UserStore,
@@ -473,6 +473,35 @@ impl NamespaceStore for SqliteStore {
     async fn project_by_full_path(&self, full_path: &str) -> StoreResult<Option<Project>> {
         self.fetch_project("p.full_path = ?", GroupKey::Text(full_path))
             .await
+    }
+
+    async fn update_project(&self, id: i64, update: ProjectUpdate) -> StoreResult<Project> {
+        let done = sqlx::query(
+            "UPDATE projects SET
+                 description = COALESCE(?, description),
+                 import_url = COALESCE(?, import_url),
+                 default_branch = COALESCE(?, default_branch),
+                 visibility = COALESCE(?, visibility),
+                 shared_runners_enabled = COALESCE(?, shared_runners_enabled),
+                 group_runners_enabled = COALESCE(?, group_runners_enabled)
+             WHERE id = ?",
+        )
+        .bind(&update.description)
+        .bind(&update.import_url)
+        .bind(&update.default_branch)
+        .bind(&update.visibility)
+        .bind(update.shared_runners_enabled)
+        .bind(update.group_runners_enabled)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("project"));
+        }
+        self.project_by_id(id)
+            .await?
+            .ok_or(StoreError::NotFound("project"))
     }
 
     async fn list_projects(&self, owner: Option<i64>, page: Page) -> StoreResult<Paged<Project>> {

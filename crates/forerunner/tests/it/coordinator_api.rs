@@ -2165,6 +2165,10 @@ async fn wrong_token_kinds_on_every_endpoint() {
     let pat_endpoints = [
         (Method::GET, "/user".to_owned()),
         (Method::GET, "/users".to_owned()),
+        (Method::POST, "/users".to_owned()),
+        (Method::GET, "/users/1".to_owned()),
+        (Method::POST, "/users/1/personal_access_tokens".to_owned()),
+        (Method::PUT, format!("/projects/{pid}")),
         (Method::GET, "/version".to_owned()),
         (Method::GET, "/application/settings".to_owned()),
         (Method::PUT, "/application/settings".to_owned()),
@@ -2306,4 +2310,227 @@ async fn multipart_form_parameters_as_in_gitlab_docs() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn administrators_create_users_and_tokens() {
+    let c = TestCoordinator::spawn().await;
+    let root = Some(c.root_token.as_str());
+    let u = expect(
+        call(
+            &c,
+            Method::POST,
+            "/users",
+            root,
+            Some(json!({"username": "carol", "name": "Carol", "email": "c@example.com", "password": "ignored"})),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(u["username"], "carol");
+    assert_eq!(u["is_admin"], false);
+    let uid = u["id"].as_i64().unwrap();
+    let got = expect(
+        call(
+            &c,
+            Method::POST,
+            "/users",
+            root,
+            Some(json!({"username": "carol"})),
+        )
+        .await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    assert_eq!(got, message("Username has already been taken"));
+    let got = expect(
+        call(&c, Method::POST, "/users", root, Some(json!({"name": "x"}))).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(got, json!({"error": "username is missing"}));
+
+    let t = expect(
+        call(
+            &c,
+            Method::POST,
+            &format!("/users/{uid}/personal_access_tokens"),
+            root,
+            Some(json!({"name": "ci", "scopes": ["api", "create_runner"], "expires_at": "2999-12-31"})),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let token = t["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("glpat-"));
+    assert_eq!(t["scopes"], json!(["api", "create_runner"]));
+    assert_eq!(t["expires_at"], "2999-12-31");
+    assert_eq!(t["active"], true);
+    let me = expect(
+        call(&c, Method::GET, "/user", Some(&token), None).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(me["id"], uid);
+    let got = expect(
+        call(
+            &c,
+            Method::GET,
+            &format!("/users/{uid}"),
+            Some(&token),
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(got["username"], "carol");
+    let got = expect(
+        call(&c, Method::GET, "/users/1", Some(&token), None).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert_eq!(got, message("404 User Not Found"));
+    // Only administrators create users and tokens.
+    for (path, body) in [
+        ("/users".to_owned(), json!({"username": "mallory"})),
+        (
+            format!("/users/{uid}/personal_access_tokens"),
+            json!({"name": "x", "scopes": ["api"]}),
+        ),
+    ] {
+        let got = expect(
+            call(&c, Method::POST, &path, Some(&token), Some(body)).await,
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+        assert_eq!(got, message("403 Forbidden"));
+    }
+    for (body, error) in [
+        (json!({"scopes": ["api"]}), "name is missing"),
+        (json!({"name": "x"}), "scopes is missing"),
+        (
+            json!({"name": "x", "scopes": ["nope"]}),
+            "scopes does not have a valid value",
+        ),
+        (
+            json!({"name": "x", "scopes": "api", "expires_at": "soon"}),
+            "expires_at is invalid",
+        ),
+    ] {
+        let got = expect(
+            call(
+                &c,
+                Method::POST,
+                &format!("/users/{uid}/personal_access_tokens"),
+                root,
+                Some(body),
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        assert_eq!(got, json!({ "error": error }));
+    }
+    expect(
+        call(
+            &c,
+            Method::POST,
+            "/users/9999/personal_access_tokens",
+            root,
+            Some(json!({"name": "x", "scopes": ["api"]})),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn project_settings_decide_which_runners_it_may_use() {
+    let c = TestCoordinator::spawn().await;
+    let root = Some(c.root_token.as_str());
+    let group = c.create_group("settings").await;
+    let gid = group["id"].as_i64().unwrap();
+    let pid = c.create_project("app", Some(gid)).await["id"]
+        .as_i64()
+        .unwrap();
+    let (instance, _) = c.create_instance_runner().await;
+    let (group_runner, _) = c
+        .create_runner(json!({"runner_type": "group_type", "group_id": gid}))
+        .await;
+    assert_eq!(project_runner_ids(&c, pid).await, [instance, group_runner]);
+    let p = expect(
+        call(
+            &c,
+            Method::PUT,
+            &format!("/projects/{pid}"),
+            root,
+            Some(json!({"shared_runners_enabled": false, "import_url": "/srv/git/app.git"})),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(p["shared_runners_enabled"], false);
+    assert_eq!(p["import_url"], "/srv/git/app.git");
+    assert_eq!(project_runner_ids(&c, pid).await, [group_runner]);
+    let resp = c
+        .client()
+        .put(c.api(&format!("/projects/{pid}")))
+        .header("PRIVATE-TOKEN", &c.root_token)
+        .form(&[("group_runners_enabled", "false")])
+        .send()
+        .await
+        .unwrap();
+    expect(resp, StatusCode::OK).await;
+    assert_eq!(project_runner_ids(&c, pid).await, Vec::<i64>::new());
+    let stranger = c.create_user("stranger", false, &["api"]).await;
+    expect(
+        call(
+            &c,
+            Method::PUT,
+            &format!("/projects/{pid}"),
+            Some(&stranger.token),
+            Some(json!({"description": "x"})),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    expect(
+        call(
+            &c,
+            Method::PUT,
+            "/projects/9999",
+            root,
+            Some(json!({"description": "x"})),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    expect(
+        call(
+            &c,
+            Method::PUT,
+            &format!("/projects/{pid}"),
+            root,
+            Some(json!({"visibility": "secret"})),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+}
+
+async fn project_runner_ids(c: &TestCoordinator, project: i64) -> Vec<i64> {
+    let path = format!("/projects/{project}/runners");
+    ids(&expect(
+        call(c, Method::GET, &path, Some(&c.root_token), None).await,
+        StatusCode::OK,
+    )
+    .await)
 }

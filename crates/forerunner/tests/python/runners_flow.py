@@ -143,6 +143,33 @@ paged = gl.runners.all(per_page=5, get_all=True)
 assert len(paged) == len(gl.runners.all(per_page=100, get_all=True)) >= 15, len(paged)
 assert len({r.id for r in paged}) == len(paged)
 
+# Users and tokens through the API; a non-admin may not create instance runners.
+alice = gl.users.create({"username": "alice", "name": "Alice", "email": "alice@example.com", "password": "unused-password"})
+alice_pat = alice.personal_access_tokens.create({"name": "ci", "scopes": ["api", "create_runner"]})
+assert alice_pat.token.startswith("glpat-"), alice_pat
+gl_alice = gitlab.Gitlab(url, private_token=alice_pat.token)
+gl_alice.auth()
+assert gl_alice.user.username == "alice"
+try:
+    gl_alice.user.runners.create({"runner_type": "instance_type"})
+except exceptions.GitlabCreateError as e:
+    assert e.response_code == 403, e.response_code
+    assert e.error_message == "403 Forbidden - Insufficient permissions", e.error_message
+else:
+    raise AssertionError("a non-admin must not create instance runners")
+try:
+    gl_alice.runners.all()
+except exceptions.GitlabListError as e:
+    assert e.response_code == 403, e.response_code
+else:
+    raise AssertionError("a non-admin must not list all runners")
+
+# Project settings decide which runners a project may use.
+project.shared_runners_enabled = False
+project.save()
+ids = [r.id for r in project.runners.list(get_all=True)]
+assert legacy.id not in ids and runner.id in ids, ids
+
 # delete by token (legacy) and by id; deleted tokens no longer verify.
 gl.runners.delete(token=legacy.token)
 try:
