@@ -229,8 +229,84 @@ fn lint(config: &Config, path: &Path) -> (Vec<Finding>, Vec<Repair>) {
             repairs.push(Repair::Rename(i, new_name));
         }
     }
+    findings.extend(settings(config, path, &removed));
     findings.sort_by_key(|f| f.entry);
     (findings, repairs)
+}
+
+/// Settings that keep `forerunner run` from running jobs.
+fn settings(config: &Config, path: &Path, removed: &[bool]) -> Vec<Finding> {
+    let file = path.display();
+    let mut findings = Vec::new();
+    if config.concurrent.is_some_and(|c| c < 1) {
+        findings.push(Finding {
+            entry: None,
+            problem: "`concurrent` is less than 1: no job will ever run".to_owned(),
+            fix: format!("set `concurrent = 1` (or more) at the top of {file}"),
+        });
+    }
+    for (i, r) in config.runners.iter().enumerate() {
+        if removed.get(i).copied().unwrap_or(false) {
+            continue;
+        }
+        let problem = match r.executor.as_str() {
+            "shell" => None,
+            "docker" => r
+                .docker
+                .as_ref()
+                .and_then(|d| d.image.as_deref())
+                .filter(|i| !i.is_empty())
+                .is_none()
+                .then(|| {
+                    (
+                        "the docker executor has no default image; jobs without `image:` fail".to_owned(),
+                        format!("set `image = \"…\"` in this entry's [runners.docker] in {file}"),
+                    )
+                }),
+            "custom" => r
+                .custom
+                .as_ref()
+                .and_then(|c| c.run_exec.as_deref())
+                .filter(|e| !e.is_empty())
+                .is_none()
+                .then(|| {
+                    (
+                        "the custom executor has no run_exec; every job fails".to_owned(),
+                        format!("set `run_exec = \"/path/to/run\"` in this entry's [runners.custom] in {file}"),
+                    )
+                }),
+            "" => Some((
+                "no executor is set; every job fails".to_owned(),
+                format!("set `executor = \"shell\"` (or docker, custom) in this entry in {file}"),
+            )),
+            other => Some((
+                format!("forerunner cannot run the {other:?} executor; jobs picked by this entry fail"),
+                format!(
+                    "register the runner again with `forerunner register --config {file} --executor shell|docker|custom`, or keep this entry for gitlab-runner"
+                ),
+            )),
+        };
+        if let Some((problem, fix)) = problem {
+            findings.push(Finding {
+                entry: Some(i),
+                problem,
+                fix,
+            });
+        }
+        if r.limit > 0 && r.limit > config.concurrent() {
+            findings.push(Finding {
+                entry: Some(i),
+                problem: format!(
+                    "limit = {} is more than the global concurrent = {}; the runner never runs more than {} jobs at once",
+                    r.limit,
+                    config.concurrent(),
+                    config.concurrent()
+                ),
+                fix: format!("raise `concurrent` at the top of {file}, or lower this entry's `limit`"),
+            });
+        }
+    }
+    findings
 }
 
 /// Whether a token is worth asking the server about.
@@ -460,6 +536,45 @@ mod tests {
         assert!(repairs
             .iter()
             .any(|r| matches!(r, Repair::Rename(4, n) if n == "my-runner-t1_bbbbbb")));
+    }
+
+    #[test]
+    fn settings_that_stop_jobs() {
+        let c = config(
+            r#"
+concurrent = 0
+[[runners]]
+  name = "k8s"
+  url = "https://gitlab.example.com"
+  token = "glrt-t1_kkkkkkkkkkkkkkkkkkkk"
+  executor = "kubernetes"
+[[runners]]
+  name = "custom"
+  url = "https://gitlab.example.com"
+  token = "glrt-t1_cccccccccccccccccccc"
+  executor = "custom"
+  limit = 4
+[[runners]]
+  name = "docker"
+  url = "https://gitlab.example.com"
+  token = "glrt-t1_dddddddddddddddddddd"
+  executor = "docker"
+"#,
+        );
+        let (findings, _) = lint(&c, Path::new("/c/config.toml"));
+        let all: Vec<String> = findings.iter().map(|f| render(&c, f)).collect();
+        let all = all.join("\n");
+        assert!(all.contains("`concurrent` is less than 1"), "{all}");
+        assert!(
+            all.contains("cannot run the \"kubernetes\" executor"),
+            "{all}"
+        );
+        assert!(all.contains("no run_exec"), "{all}");
+        assert!(
+            all.contains("limit = 4 is more than the global concurrent = 0"),
+            "{all}"
+        );
+        assert!(all.contains("no default image"), "{all}");
     }
 
     #[test]
