@@ -82,7 +82,7 @@ pub enum Verdict {
     Healthy,
     /// Parked: skip it.
     Parked,
-    /// The park time is over: ask once. Log [`Verdict::forced_line`].
+    /// The park time is over: ask once, and log `message` as a warning.
     Forced {
         /// The official warning line's message.
         message: String,

@@ -13,6 +13,19 @@
 //!
 //! This crate talks to a coordinator only through HTTP and the wire types of
 //! `forerunner-protocol`; it never depends on the coordinator or pipeline crates.
+//!
+//! For the job loop (`run`): read [`config::Config::load`] (global
+//! `concurrent()`, `check_interval()`, `shutdown_timeout()`; per entry
+//! `limit`, `request_concurrency()`, `executor`, `shell`, `builds_dir`,
+//! `environment_pairs()`, `output_limit_kib()`, `docker`, `custom`, `cache`,
+//! `feature_flag()`); ask for jobs with [`client::Client::send`] /
+//! [`client::Client::send_request`] (official retries built in) and feed
+//! [`client::ApiError::health`] or [`health::RequestHealth::from_status`]
+//! into [`health::Health`]; rotate tokens when
+//! [`rotation::is_rotation_due`] with [`client::Client::reset_token`], then
+//! [`config::ConfigDocument::replace_token`] and `save()`; identify the
+//! machine with [`system_id::load_or_create`]; log with
+//! [`log::RunnerFormat`] to print what `gitlab-runner` prints.
 
 pub mod cli;
 pub mod client;

@@ -630,6 +630,9 @@ pub(crate) async fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
                     "verifying runner... is not valid: the server at {base} does not know the runner authentication token {}… (the runner was deleted, or its token was reset or has expired). Create a runner in the GitLab UI or with `POST /api/v4/user/runners` and register with its new token",
                     short(&token)
                 ),
+                Err(err) if err.status() == Some(404) => bail!(
+                    "failed to verify the runner: {err}: is --url the GitLab base URL (like https://gitlab.example.com, without /api/v4)?"
+                ),
                 Err(err) => bail!(
                     "failed to verify the runner; you may be having network problems: {err} (check --url and that the server is reachable)"
                 ),
@@ -727,6 +730,9 @@ fn legacy_error(err: &ApiError, base: &str, token: &str) -> anyhow::Error {
         ),
         Some(410) => anyhow::anyhow!(
             "registering runner... failed: the server at {base} has registration tokens disabled ({err}). Create the runner in the GitLab UI (Settings > CI/CD > Runners > New runner) or with `POST /api/v4/user/runners`, then register it with `forerunner register --url {base} --token glrt-…`"
+        ),
+        Some(404) => anyhow::anyhow!(
+            "registering runner... failed: {err}: is --url the GitLab base URL (like https://gitlab.example.com, without /api/v4)?"
         ),
         Some(400) => anyhow::anyhow!(
             "registering runner... failed: the server rejected the runner's settings: {err} (fix the flags named in the message, e.g. give --tag-list or --run-untagged)"
