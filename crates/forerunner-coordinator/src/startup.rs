@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
 use crate::bootstrap::bootstrap;
@@ -75,11 +76,17 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let stopping = CancellationToken::new();
         let state = AppState {
             store: self.store,
             local_addr: self.local_addr,
+            shutdown: stopping.clone(),
         };
         let app = api::router(state);
+        let shutdown = async move {
+            shutdown.await;
+            stopping.cancel();
+        };
         tracing::info!(address = %self.local_addr, "listening on http://{}", self.local_addr);
         axum::serve(
             self.listener,

@@ -24,6 +24,7 @@ use std::net::SocketAddr;
 use axum::http::Request;
 use axum::routing::{delete, get, post};
 use axum::Router;
+use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
 use crate::store::Store;
@@ -35,6 +36,10 @@ pub struct AppState {
     pub store: Store,
     /// The address the server is bound to (fallback for the base URL).
     pub local_addr: SocketAddr,
+    /// Cancelled when the server starts shutting down: long-running
+    /// handlers (long polling) must return early on it, since a graceful
+    /// shutdown waits for every in-flight request.
+    pub shutdown: CancellationToken,
 }
 
 /// The whole HTTP surface.
