@@ -17,7 +17,8 @@ use std::sync::Arc;
 use yaml_rust2::parser::{Event, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
-use crate::diagnostic::{Mark, Sink};
+use crate::compose::job_path;
+use crate::diagnostic::{join_index, join_key, Mark, Sink};
 
 /// Deepest nesting of collections accepted, aliases included.
 pub(crate) const MAX_DEPTH: usize = 128;
@@ -144,9 +145,29 @@ struct Builder<'a> {
     aborted: bool,
     /// Whether the last scalar was unquoted: only a plain `<<` is a merge key.
     last_plain: bool,
+    /// YAML path of the value being built, for diagnostics.
+    path: String,
 }
 
 impl Builder<'_> {
+    /// The YAML path of the slot the next value fills.
+    fn current_path(&self) -> String {
+        let mut path = String::new();
+        for (depth, frame) in self.stack.iter().enumerate() {
+            match frame {
+                Frame::Map {
+                    key: Some((k, _)), ..
+                } if depth == 0 => path = job_path(&k.name),
+                Frame::Map {
+                    key: Some((k, _)), ..
+                } => path = join_key(&path, &k.name),
+                Frame::Map { key: None, .. } => {}
+                Frame::Seq { items, .. } => path = join_index(&path, items.len()),
+            }
+        }
+        path
+    }
+
     fn mark(&self, m: Marker) -> Mark {
         Mark {
             file: Arc::clone(&self.file),
@@ -160,7 +181,7 @@ impl Builder<'_> {
         if self.nodes > MAX_NODES && !self.aborted {
             self.sink.error(
                 mark,
-                "",
+                &self.path,
                 format!(
                     "the document expands to more than {MAX_NODES} values through aliases; \
                      reduce the use of aliases"
@@ -174,7 +195,7 @@ impl Builder<'_> {
         if self.stack.len() + extra > MAX_DEPTH && !self.aborted {
             self.sink.error(
                 mark,
-                "",
+                &self.path,
                 format!(
                     "values are nested more than {MAX_DEPTH} levels deep; flatten the document"
                 ),
@@ -187,6 +208,7 @@ impl Builder<'_> {
         if self.aborted {
             return;
         }
+        self.path = self.current_path();
         let mark = self.mark(marker);
         match ev {
             Event::Nothing
@@ -198,7 +220,7 @@ impl Builder<'_> {
                 let Some((node, height)) = self.anchors.get(&id).cloned() else {
                     self.sink.error(
                         &mark,
-                        "",
+                        &self.path,
                         "alias refers to an anchor that is not defined before it; \
                          define the anchor (`&name`) first",
                     );
@@ -246,7 +268,7 @@ impl Builder<'_> {
                     if is_reference(t) {
                         self.sink.error(
                             &mark,
-                            "",
+                            &self.path,
                             "`!reference` takes a list such as `!reference [.setup, script]`, not a hash",
                         );
                     } else {
@@ -314,7 +336,7 @@ impl Builder<'_> {
     fn unknown_tag(&mut self, tag: &Tag, mark: &Mark) {
         self.sink.warning(
             mark,
-            "",
+            &self.path,
             format!(
                 "unknown YAML tag `{}{}` is ignored; GitLab only knows `!reference`",
                 tag.handle, tag.suffix
@@ -336,7 +358,7 @@ impl Builder<'_> {
                 _ if is_reference(tag) => {
                     self.sink.error(
                         mark,
-                        "",
+                        &self.path,
                         "`!reference` takes a list such as `!reference [.setup, script]`, not a scalar",
                     );
                     return Value::Null;
@@ -352,6 +374,7 @@ impl Builder<'_> {
 
     /// Attaches a completed node to its parent (or makes it a document).
     fn finish(&mut self, node: Node, anchor: usize, height: usize) {
+        self.path = self.current_path();
         if anchor != 0 {
             self.anchors.insert(anchor, (node.clone(), height));
         }
@@ -385,7 +408,7 @@ impl Builder<'_> {
                             _ => {
                                 self.sink.error(
                                     &node.mark,
-                                    "",
+                                    &self.path,
                                     "a hash key must be a plain value, not a list or hash; \
                                      rewrite the key as a string",
                                 );
@@ -409,7 +432,7 @@ impl Builder<'_> {
                                 } else {
                                     self.sink.error(
                                         &item.mark,
-                                        "",
+                                        &self.path,
                                         "merge key `<<` takes a hash or a list of hashes; \
                                          use `<<: *anchor` with an anchored hash",
                                     );
@@ -418,7 +441,7 @@ impl Builder<'_> {
                         }
                         _ => self.sink.error(
                             &k.mark,
-                            "",
+                            &self.path,
                             "merge key `<<` takes a hash or a list of hashes; \
                              use `<<: *anchor` with an anchored hash",
                         ),
@@ -427,7 +450,7 @@ impl Builder<'_> {
                         if let Some(slot) = index.get(&k.name).and_then(|&i| entries.get_mut(i)) {
                             self.sink.warning(
                                 &k.mark,
-                                "",
+                                &self.path,
                                 format!(
                                     "duplicate key `{}` (first at line {}) replaces the earlier value; \
                                      remove one of them",
@@ -547,6 +570,7 @@ pub(crate) fn parse(file: &Arc<str>, text: &str, sink: &mut Sink) -> Option<Node
         docs: Vec::new(),
         aborted: false,
         last_plain: false,
+        path: String::new(),
     };
     // Editors on Windows may start the file with a byte order mark.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
