@@ -56,7 +56,16 @@ async fn health_probes_answer_200() {
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::OK, "{probe}");
+        assert!(resp.headers().contains_key("x-request-id"), "{probe}");
     }
+    let resp = c
+        .client()
+        .get(format!("{}/-/liveness", c.url))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "abc-123");
     c.stop().await.unwrap();
 }
 
