@@ -1653,7 +1653,7 @@ impl Ctx<'_> {
                     "`when: delayed` needs `start_in`, e.g. start_in: 30 minutes",
                 );
             }
-            if item.get("start_in").is_some() && rule.when != Some(When::Delayed) {
+            if !workflow && item.get("start_in").is_some() && rule.when != Some(When::Delayed) {
                 self.error(
                     &item.mark,
                     &p,
@@ -1960,7 +1960,16 @@ impl Ctx<'_> {
                                             self.error(
                                                 &fv.mark,
                                                 &fp,
-                                                format!("`{k}` is not a `default:` key"),
+                                                format!(
+                                                    "`{k}` is not a `default:` key{}",
+                                                    closest(k, DEFAULT_KEYS).map_or_else(
+                                                        || format!(
+                                                            "; use one of {}",
+                                                            DEFAULT_KEYS.join(", ")
+                                                        ),
+                                                        |c| format!("; did you mean `{c}`?"),
+                                                    )
+                                                ),
                                             );
                                         }
                                     }
