@@ -26,7 +26,7 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::config::base_url;
+use crate::config::{base_url, RunnerConfig};
 
 /// Why an API call failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -207,6 +207,36 @@ impl Client {
     /// accepts: trailing slash, legacy `/ci` suffix). Only `http` and
     /// `https` are accepted.
     pub fn new(url: &str) -> Result<Self, ApiError> {
+        Self::build(url, None, None)
+    }
+
+    /// A client for a config entry: its `url`, and its `tls-ca-file` (extra
+    /// trusted CA) and `tls-cert-file` + `tls-key-file` (client certificate)
+    /// when set. Unreadable or invalid files are a client error (which the
+    /// health model counts, as the official runner does).
+    pub fn for_runner(runner: &RunnerConfig) -> Result<Self, ApiError> {
+        let non_empty = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
+        let identity = match (
+            non_empty(&runner.tls_cert_file),
+            non_empty(&runner.tls_key_file),
+        ) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => {
+                return Err(ApiError::Client {
+                    url: runner.url.clone(),
+                    message: "tls-cert-file and tls-key-file must be set together".to_owned(),
+                })
+            }
+        };
+        Self::build(&runner.url, non_empty(&runner.tls_ca_file), identity)
+    }
+
+    fn build(
+        url: &str,
+        ca_file: Option<String>,
+        identity: Option<(String, String)>,
+    ) -> Result<Self, ApiError> {
         let base = base_url(url);
         let client_error = |message: String| ApiError::Client {
             url: url.to_owned(),
@@ -219,13 +249,42 @@ impl Client {
                 "only http or https scheme supported".to_owned(),
             ));
         }
-        let http = reqwest::Client::builder()
+        let read = |path: &str, what: &str| {
+            std::fs::read(path).map_err(|e| client_error(format!("cannot read {what} {path}: {e}")))
+        };
+        let mut builder = reqwest::Client::builder()
             .user_agent(user_agent())
             .connect_timeout(Duration::from_secs(30))
             .read_timeout(Duration::from_secs(600))
-            .timeout(Duration::from_secs(3600))
-            .build()
-            .map_err(|e| client_error(e.to_string()))?;
+            .timeout(Duration::from_secs(3600));
+        if let Some(ca) = ca_file {
+            let pem = read(&ca, "tls-ca-file")?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                client_error(format!(
+                    "tls-ca-file {ca} is not a PEM certificate bundle: {e}"
+                ))
+            })?;
+            if certs.is_empty() {
+                return Err(client_error(format!(
+                    "tls-ca-file {ca} holds no PEM certificate"
+                )));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if let Some((cert, key)) = identity {
+            let mut pem = read(&cert, "tls-cert-file")?;
+            pem.push(b'\n');
+            pem.extend(read(&key, "tls-key-file")?);
+            let id = reqwest::Identity::from_pem(&pem).map_err(|e| {
+                client_error(format!(
+                    "tls-cert-file {cert} and tls-key-file {key} are not a PEM certificate and key: {e}"
+                ))
+            })?;
+            builder = builder.identity(id);
+        }
+        let http = builder.build().map_err(|e| client_error(e.to_string()))?;
         Ok(Self {
             http,
             base,

@@ -91,7 +91,7 @@ pub(crate) async fn run(args: ResetTokenArgs) -> anyhow::Result<ExitCode> {
             );
             continue;
         }
-        let result = match (Client::new(&r.url), pat) {
+        let result = match (Client::for_runner(r), pat) {
             (Ok(client), Some(pat)) => client.reset_token_with_pat(runner_id, pat).await,
             (Ok(client), None) => client.reset_token(&r.token).await,
             (Err(e), _) => Err(e),

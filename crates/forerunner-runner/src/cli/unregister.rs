@@ -103,7 +103,7 @@ pub(crate) async fn run(args: UnregisterArgs) -> anyhow::Result<ExitCode> {
             );
             Ok(())
         } else {
-            match Client::new(&r.url) {
+            match Client::for_runner(r) {
                 Ok(client) if manager => client.unregister_manager(&r.token, &system_id).await,
                 Ok(client) => client.unregister_runner(&r.token).await,
                 Err(e) => Err(e),

@@ -54,7 +54,7 @@ pub(crate) async fn check(runner: &RunnerConfig, system_id: &str) -> Check {
     if runner.token.trim().is_empty() {
         return Check::EmptyToken;
     }
-    let client = match Client::new(&runner.url) {
+    let client = match Client::for_runner(runner) {
         Ok(c) => c,
         Err(e) => return Check::Unreachable(e),
     };

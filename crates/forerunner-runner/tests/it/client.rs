@@ -292,3 +292,48 @@ async fn general_requests_for_the_job_endpoints() {
         assert_eq!(s.body, "hello");
     }
 }
+
+/// A throwaway self-signed certificate and key made for these tests only
+/// (`openssl req -x509 -newkey rsa:2048 -nodes`).
+fn tls_file(name: &str) -> String {
+    format!("{}/tests/data/tls/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[tokio::test]
+async fn tls_files_of_an_entry_are_loaded_or_reported() {
+    use forerunner_runner::config::RunnerConfig;
+
+    let runner = |ca: Option<String>, cert: Option<String>, key: Option<String>| RunnerConfig {
+        url: "https://gitlab.example.com".into(),
+        token: TOKEN.into(),
+        tls_ca_file: ca,
+        tls_cert_file: cert,
+        tls_key_file: key,
+        ..Default::default()
+    };
+    Client::for_runner(&runner(
+        Some(tls_file("ca.pem")),
+        Some(tls_file("client.pem")),
+        Some(tls_file("client.key")),
+    ))
+    .expect("valid files load");
+    Client::for_runner(&runner(None, None, None)).expect("no files is fine");
+
+    let err =
+        Client::for_runner(&runner(Some("/nonexistent/ca.pem".into()), None, None)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("cannot read tls-ca-file /nonexistent/ca.pem"),
+        "{err}"
+    );
+    assert_eq!(err.health(), RequestHealth::ClientError);
+
+    let err = Client::for_runner(&runner(Some(tls_file("client.key")), None, None)).unwrap_err();
+    assert!(
+        err.to_string().contains("holds no PEM certificate"),
+        "{err}"
+    );
+
+    let err = Client::for_runner(&runner(None, Some(tls_file("client.pem")), None)).unwrap_err();
+    assert!(err.to_string().contains("must be set together"), "{err}");
+}
