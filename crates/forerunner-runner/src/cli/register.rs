@@ -54,6 +54,27 @@ pub struct RegisterArgs {
     /// Runner authentication token (glrt-…) of a runner created in the UI or with POST /api/v4/user/runners
     #[arg(short = 't', long, env = "CI_SERVER_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// CA bundle to trust for the GitLab server
+    #[arg(
+        long = "tls-ca-file",
+        env = "CI_SERVER_TLS_CA_FILE",
+        value_name = "FILE"
+    )]
+    tls_ca_file: Option<String>,
+    /// Client certificate for the GitLab server
+    #[arg(
+        long = "tls-cert-file",
+        env = "CI_SERVER_TLS_CERT_FILE",
+        value_name = "FILE"
+    )]
+    tls_cert_file: Option<String>,
+    /// Client key for the GitLab server
+    #[arg(
+        long = "tls-key-file",
+        env = "CI_SERVER_TLS_KEY_FILE",
+        value_name = "FILE"
+    )]
+    tls_key_file: Option<String>,
     /// Registration token (legacy, GR1348941…)
     #[arg(short = 'r', long, env = "REGISTRATION_TOKEN", hide_env_values = true)]
     registration_token: Option<String>,
@@ -469,7 +490,14 @@ pub(crate) async fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
         "GitLab instance URL",
         "--url or set CI_SERVER_URL",
     )?;
-    let client = Client::new(&url).map_err(|e| anyhow::anyhow!("{e}: check --url"))?;
+    let client = Client::for_runner(&RunnerConfig {
+        url: url.clone(),
+        tls_ca_file: args.tls_ca_file.clone(),
+        tls_cert_file: args.tls_cert_file.clone(),
+        tls_key_file: args.tls_key_file.clone(),
+        ..Default::default()
+    })
+    .map_err(|e| anyhow::anyhow!("{e}: check --url and the --tls-* files"))?;
     let base = client.base_url().to_owned();
 
     // Decide the flow before any request, so mistakes cost nothing.
@@ -868,6 +896,9 @@ fn finish(
             keys.push((k.into(), Value::from(v)));
         }
     };
+    opt_str("tls-ca-file", &args.tls_ca_file);
+    opt_str("tls-cert-file", &args.tls_cert_file);
+    opt_str("tls-key-file", &args.tls_key_file);
     opt_str("shell", &args.shell);
     opt_str("builds_dir", &args.builds_dir);
     opt_str("cache_dir", &args.cache_dir);

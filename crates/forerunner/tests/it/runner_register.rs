@@ -150,6 +150,11 @@ async fn authentication_token_registration_after_user_runners() {
             "2",
             "--env",
             "A=1",
+            "--tls-ca-file",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../forerunner-runner/tests/data/tls/ca.pem"
+            ),
         ],
         &[],
     )
@@ -164,6 +169,10 @@ async fn authentication_token_registration_after_user_runners() {
     assert_eq!(r.shell.as_deref(), Some("bash"));
     assert_eq!(r.limit, 2);
     assert_eq!(r.environment, ["A=1"]);
+    assert!(r
+        .tls_ca_file
+        .as_deref()
+        .is_some_and(|f| f.ends_with("tests/data/tls/ca.pem")));
     // Registration with a glrt- token changes nothing on the server side.
     let details = runner_details(&c, id).await.unwrap();
     assert_eq!(details["tag_list"], json!(["gpu"]));
