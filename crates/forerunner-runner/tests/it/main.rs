@@ -1,6 +1,8 @@
 //! Integration tests of the runner library: config.toml fixtures from the
-//! official documentation, lossless rewrites, and crash-safe saves.
+//! official documentation, lossless rewrites, crash-safe saves, the HTTP
+//! client against a scripted server, and the crate's dependency rules.
 
 mod atomic_write;
 mod client;
 mod config_fixtures;
+mod dependencies;
