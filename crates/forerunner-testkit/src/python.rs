@@ -14,8 +14,9 @@ const LOCK_TIMEOUT: Duration = Duration::from_secs(600);
 /// A Python interpreter that can `import gitlab`.
 ///
 /// `FORERUNNER_TEST_PYTHON` wins when set. Otherwise a venv at
-/// `<workspace>/.venv` is used, created with `python3 -m venv` and
-/// `pip install python-gitlab` when missing; a lock file
+/// `<workspace>/.venv` is used, created with `python3 -m venv` and filled
+/// with `pip install -r .ci/python-requirements.txt` (the versions `.ci/run`
+/// pins; plain `python-gitlab` without that file) when missing; a lock file
 /// (`<workspace>/.venv.lock`) keeps parallel tests from creating it twice.
 pub fn python_with_gitlab() -> anyhow::Result<PathBuf> {
     if let Some(python) = std::env::var_os("FORERUNNER_TEST_PYTHON") {
@@ -58,7 +59,7 @@ pub fn python_with_gitlab() -> anyhow::Result<PathBuf> {
             }
         }
     }
-    let result = create_venv(&venv, &python);
+    let result = create_venv(&venv, &python, &root.join(".ci/python-requirements.txt"));
     let _ = std::fs::remove_file(&lock_path);
     result?;
     Ok(python)
@@ -72,14 +73,27 @@ fn imports_gitlab(python: &Path) -> bool {
             .is_ok_and(|o| o.status.success())
 }
 
-fn create_venv(venv: &Path, python: &Path) -> anyhow::Result<()> {
+fn create_venv(venv: &Path, python: &Path, requirements: &Path) -> anyhow::Result<()> {
     if !python.exists() {
         run(Command::new("python3").arg("-m").arg("venv").arg(venv)).context(
             "failed to create the python venv (is python3 with the venv module installed?)",
         )?;
     }
-    run(Command::new(python).args(["-m", "pip", "install", "--quiet", "python-gitlab"]))
-        .context("failed to install python-gitlab into the venv (is PyPI reachable?)")?;
+    // The same pinned versions as `.ci/run` when the file exists.
+    let mut pip = Command::new(python);
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+    ]);
+    if requirements.exists() {
+        pip.arg("-r").arg(requirements);
+    } else {
+        pip.arg("python-gitlab");
+    }
+    run(&mut pip).context("failed to install python-gitlab into the venv (is PyPI reachable?)")?;
     if !imports_gitlab(python) {
         bail!("python-gitlab was installed but `import gitlab` still fails");
     }
