@@ -15,6 +15,11 @@
 //! so refs the coordinator creates itself, such as `refs/pipelines/<id>`
 //! ([`RepoMirror::keep_pipeline_ref`]), survive `--prune`.
 //!
+//! Credentials embedded in an `http(s)://user:password@…` `import_url` are
+//! passed to git as an `Authorization` header through the environment: they
+//! never appear on a command line, in the mirror's config file or in an
+//! error message.
+//!
 //! This module does not decide when to sync (on pipeline creation, on a
 //! timer, …), does not know which projects exist, and never writes to the
 //! `import_url` repository.
@@ -29,7 +34,7 @@ use std::{
 
 use crate::git::{
     command::{stderr_text, Git},
-    names::{self, is_zero_sha, looks_like_sha},
+    names::{self, is_zero_sha, looks_like_sha, ImportSource},
     redact_credentials, GitError, ZERO_SHA,
 };
 
@@ -270,6 +275,7 @@ impl RepoMirror {
     /// branches and tags that changed.
     pub async fn sync(&self, import_url: &str) -> Result<SyncReport, GitError> {
         names::import_url(import_url)?;
+        let source = names::import_source(import_url);
         let _guard = self.lock.lock().await;
         let created = !self.exists().await;
         let before = if created {
@@ -278,9 +284,9 @@ impl RepoMirror {
             self.ref_map().await?
         };
         if created {
-            self.clone_from(import_url).await?;
+            self.clone_from(&source).await?;
         } else {
-            self.fetch_from(import_url).await?;
+            self.fetch_from(&source).await?;
         }
         let after = self.ref_map().await?;
         let mut updates = Vec::new();
@@ -309,7 +315,7 @@ impl RepoMirror {
         Ok(SyncReport { created, updates })
     }
 
-    async fn clone_from(&self, import_url: &str) -> Result<(), GitError> {
+    async fn clone_from(&self, source: &ImportSource) -> Result<(), GitError> {
         let parent = self.dir.parent().unwrap_or(&self.dir);
         tokio::fs::create_dir_all(parent)
             .await
@@ -325,21 +331,20 @@ impl RepoMirror {
         partial.push(".partial");
         let partial = PathBuf::from(partial);
         remove_dir_if_present(&partial).await?;
-        let args: [OsString; 5] = [
-            "clone".into(),
-            "--mirror".into(),
-            "--quiet".into(),
-            "--".into(),
-            import_url.into(),
-        ];
-        let mut command = self.git.command(None);
-        command.args(&args).arg(&partial);
-        let result = self.fetch_command(command, import_url).await;
-        if let Err(err) = result {
-            // Best effort: a failed clone may leave a partial directory.
+        let result = self.clone_into(source, &partial).await;
+        if result.is_err() {
+            // Best effort: the error at hand is the one worth reporting.
             let _ = tokio::fs::remove_dir_all(&partial).await;
-            return Err(err);
         }
+        result
+    }
+
+    async fn clone_into(&self, source: &ImportSource, partial: &Path) -> Result<(), GitError> {
+        let mut command = self.remote_command(None, source);
+        command
+            .args(["clone", "--mirror", "--quiet", "--", source.url.as_str()])
+            .arg(partial);
+        self.fetch_command(command, source).await?;
         for args in [
             &[
                 "config",
@@ -357,9 +362,9 @@ impl RepoMirror {
             &["config", "uploadpack.allowAnySHA1InWant", "true"],
             &["config", "uploadpack.allowFilter", "true"],
         ] {
-            self.git.run_ok(&partial, args, None).await?;
+            self.git.run_ok(partial, args, None).await?;
         }
-        tokio::fs::rename(&partial, &self.dir)
+        tokio::fs::rename(partial, &self.dir)
             .await
             .map_err(|source| GitError::Io {
                 action: "move the new mirror into place at",
@@ -368,27 +373,80 @@ impl RepoMirror {
             })
     }
 
-    async fn fetch_from(&self, import_url: &str) -> Result<(), GitError> {
+    async fn fetch_from(&self, source: &ImportSource) -> Result<(), GitError> {
         // `import_url` may have changed since the last sync.
         self.git
             .run_ok(
                 &self.dir,
-                &["config", "remote.origin.url", import_url],
+                &["config", "remote.origin.url", source.url.as_str()],
                 None,
             )
             .await?;
-        let mut command = self.git.command(Some(&self.dir));
+        let mut command = self.remote_command(Some(&self.dir), source);
         command.args(["fetch", "--prune", "--quiet", "origin"]);
-        self.fetch_command(command, import_url).await
+        self.fetch_command(command, source).await?;
+        self.follow_remote_head(source).await;
+        Ok(())
+    }
+
+    /// Points `HEAD` at the remote's default branch if that changed since
+    /// the mirror was created (`git fetch` does not). Failures are logged
+    /// and ignored: the mirror itself is up to date.
+    async fn follow_remote_head(&self, source: &ImportSource) {
+        let mut command = self.remote_command(Some(&self.dir), source);
+        command.args(["ls-remote", "--symref", "origin", "HEAD"]);
+        let output = match tokio::time::timeout(self.sync_timeout, command.output()).await {
+            Ok(Ok(output)) if output.status.success() => output,
+            Ok(Ok(output)) => {
+                tracing::debug!(project = %self.project, stderr = %stderr_text(&output), "could not read the remote HEAD");
+                return;
+            }
+            _ => return,
+        };
+        let listing = String::from_utf8_lossy(&output.stdout);
+        let Some(target) = listing.lines().find_map(|line| {
+            let (symref, name) = line.strip_prefix("ref: ")?.split_once('\t')?;
+            (name == "HEAD" && symref.starts_with("refs/heads/")).then_some(symref)
+        }) else {
+            return;
+        };
+        let current = self.default_branch().await.ok().flatten();
+        if current.as_deref() == target.strip_prefix("refs/heads/") {
+            return;
+        }
+        if let Err(err) = self
+            .git
+            .run_ok(&self.dir, &["symbolic-ref", "HEAD", target], None)
+            .await
+        {
+            tracing::warn!(project = %self.project, error = %err, "could not follow the remote's default branch");
+        }
+    }
+
+    /// A git command that talks to the `import_url`, with its credentials
+    /// (if any) in the environment rather than on the command line.
+    fn remote_command(
+        &self,
+        git_dir: Option<&Path>,
+        source: &ImportSource,
+    ) -> tokio::process::Command {
+        let mut command = self.git.command(git_dir);
+        if let Some(authorization) = &source.authorization {
+            command
+                .env("GIT_CONFIG_COUNT", "1")
+                .env("GIT_CONFIG_KEY_0", "http.extraHeader")
+                .env("GIT_CONFIG_VALUE_0", authorization);
+        }
+        command
     }
 
     /// Runs a clone or fetch with the sync timeout and maps its failure.
     async fn fetch_command(
         &self,
         mut command: tokio::process::Command,
-        import_url: &str,
+        source: &ImportSource,
     ) -> Result<(), GitError> {
-        let url = || redact_credentials(import_url).into_owned();
+        let url = || redact_credentials(&source.url).into_owned();
         let output = match tokio::time::timeout(self.sync_timeout, command.output()).await {
             Err(_elapsed) => {
                 return Err(GitError::SyncTimedOut {
@@ -409,6 +467,14 @@ impl RepoMirror {
                 stderr: stderr_text(&output),
             })
         }
+    }
+
+    /// Deletes the mirror (e.g. when its project is deleted), waiting for a
+    /// running sync to finish first. Deleting a missing mirror is not an
+    /// error.
+    pub async fn remove(&self) -> Result<(), GitError> {
+        let _guard = self.lock.lock().await;
+        remove_dir_if_present(&self.dir).await
     }
 
     /// All branches and tags with the commits they point at, sorted by kind

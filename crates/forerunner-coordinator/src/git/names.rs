@@ -8,6 +8,8 @@
 //! itself rejects the rest.
 use std::borrow::Cow;
 
+use base64::Engine;
+
 use crate::git::GitError;
 
 /// The all-zero sha GitLab uses for "no commit", e.g. as the `before_sha` of
@@ -184,6 +186,85 @@ pub(crate) fn import_url(url: &str) -> Result<(), GitError> {
     Ok(())
 }
 
+/// An `import_url` split into what git may see and store, and the
+/// credentials it must not.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct ImportSource {
+    /// The URL without a password, safe for argv, logs and the mirror's
+    /// `remote.origin.url`.
+    pub(crate) url: String,
+    /// For `http(s)://user:password@…`, the `Authorization` header that
+    /// carries the credentials instead (passed to git through the
+    /// environment as `http.extraHeader`).
+    pub(crate) authorization: Option<String>,
+}
+
+impl std::fmt::Debug for ImportSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportSource")
+            .field("url", &self.url)
+            .field(
+                "authorization",
+                &self.authorization.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
+}
+
+/// Moves the user info of an `http(s)://` `import_url` into an
+/// `Authorization: Basic` header, so credentials never appear in a process
+/// list, in git's messages or in the mirror's config file. Other URLs and
+/// paths are returned unchanged.
+pub(crate) fn import_source(import_url: &str) -> ImportSource {
+    let unchanged = || ImportSource {
+        url: import_url.to_owned(),
+        authorization: None,
+    };
+    let Ok(mut url) = url::Url::parse(import_url) else {
+        return unchanged();
+    };
+    if !matches!(url.scheme(), "http" | "https")
+        || (url.username().is_empty() && url.password().is_none())
+    {
+        return unchanged();
+    }
+    let user = percent_decode(url.username());
+    let password = percent_decode(url.password().unwrap_or(""));
+    let (Ok(()), Ok(())) = (url.set_username(""), url.set_password(None)) else {
+        return unchanged();
+    };
+    let token = base64::engine::general_purpose::STANDARD.encode([user, password].join(":"));
+    ImportSource {
+        url: url.into(),
+        authorization: Some(format!("Authorization: Basic {token}")),
+    }
+}
+
+/// Decodes `%XX` escapes (as in URL user info); invalid escapes stay as is.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Whether `text` looks like a full or abbreviated hexadecimal object name.
 pub(crate) fn looks_like_sha(text: &str) -> bool {
     (4..=64).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_hexdigit())
@@ -291,6 +372,34 @@ mod tests {
         }
         let err = import_url("ftp://u:secret@host/p").unwrap_err().to_string();
         assert!(!err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn import_sources_keep_credentials_out_of_the_url() {
+        let source = import_source("https://gitlab-ci-token:p%40ss@host:8443/g/p.git");
+        assert_eq!(source.url, "https://host:8443/g/p.git");
+        // base64("gitlab-ci-token:p@ss")
+        assert_eq!(
+            source.authorization.as_deref(),
+            Some("Authorization: Basic Z2l0bGFiLWNpLXRva2VuOnBAc3M=")
+        );
+        assert!(!format!("{source:?}").contains("Z2l0"));
+        for unchanged in [
+            "https://host/g/p.git",
+            "/srv/p.git",
+            "git@host:g/p.git",
+            "ssh://git@host/p",
+            "file:///srv/p",
+        ] {
+            assert_eq!(
+                import_source(unchanged),
+                ImportSource {
+                    url: unchanged.to_owned(),
+                    authorization: None
+                }
+            );
+        }
+        assert_eq!(percent_decode("a%2Fb%zz%"), "a/b%zz%");
     }
 
     #[test]

@@ -490,6 +490,24 @@ async fn sync_follows_a_changed_import_url_given_as_file_url() {
 }
 
 #[tokio::test]
+async fn resync_follows_the_default_branch_and_remove_deletes_the_mirror() {
+    let fixture = Fixture::synced().await;
+    let mirror = fixture.mirrors.project(PROJECT).unwrap();
+    git(&fixture.source, &["checkout", "--quiet", "feature"]);
+
+    mirror.sync(&fixture.import_url()).await.unwrap();
+
+    assert_eq!(
+        mirror.default_branch().await.unwrap().as_deref(),
+        Some("feature")
+    );
+    mirror.remove().await.unwrap();
+    assert!(!mirror.exists().await);
+    assert!(!mirror.path().exists());
+    mirror.remove().await.unwrap();
+}
+
+#[tokio::test]
 async fn sync_failures_say_what_failed_and_never_leak_credentials() {
     let fixture = Fixture::new();
     let mirror = fixture.mirrors.project(PROJECT).unwrap();
@@ -940,4 +958,34 @@ async fn upload_pack_accepts_protocol_v2_and_gzip_request_bodies() {
         assert!(!body.contains("refs/tags/"), "{encoding:?}: {body}");
         assert!(body.ends_with("0000"), "{encoding:?}: {body}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_from_an_http_url_sends_embedded_credentials_without_storing_them() {
+    let fixture = Fixture::synced().await;
+    let addr = serve(&fixture).await;
+    let copy = fixture.mirrors.project("copies/project").unwrap();
+
+    let url = repo_url(addr, Some(&format!("gitlab-ci-token:{GOOD_TOKEN}")));
+    let report = copy.sync(&url).await.unwrap();
+
+    assert!(report.created);
+    assert_eq!(copy.resolve_ref("main").await.unwrap().sha, fixture.c2);
+    assert_eq!(copy.resolve_ref("v1.0").await.unwrap().sha, fixture.c1);
+    let config = std::fs::read_to_string(copy.path().join("config")).unwrap();
+    assert!(
+        config.contains(&format!("url = http://{addr}/group/project.git")),
+        "{config}"
+    );
+    assert!(!config.contains(GOOD_TOKEN), "{config}");
+    // A second sync fetches with the same credentials.
+    copy.sync(&url).await.unwrap();
+
+    let err = copy
+        .sync(&repo_url(addr, Some("gitlab-ci-token:glcbt-wrong-secret")))
+        .await
+        .unwrap_err();
+    let message = format!("{err} {err:?}");
+    assert!(matches!(err, GitError::ImportFailed { .. }), "{message}");
+    assert!(!message.contains("glcbt-wrong-secret"), "{message}");
 }
