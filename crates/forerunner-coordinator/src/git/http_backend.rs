@@ -580,6 +580,71 @@ mod tests {
         assert_eq!(service(""), None);
     }
 
+    #[test]
+    fn cgi_environment() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-git-upload-pack-request"),
+        );
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("42"));
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        headers.insert("git-protocol", HeaderValue::from_static("version=2"));
+        let cgi = Cgi {
+            method: "POST",
+            path_info: "/g/p.git/git-upload-pack".to_owned(),
+            query: "",
+            headers: &headers,
+            remote_user: "gitlab-ci-token",
+            remote_addr: Some("10.0.0.7".to_owned()),
+        };
+        let env: std::collections::HashMap<_, _> = cgi
+            .environment(std::ffi::OsStr::new("/data/repositories"))
+            .into_iter()
+            .map(|(key, value)| (key, value.into_string().unwrap()))
+            .collect();
+        for (key, value) in [
+            ("GIT_PROJECT_ROOT", "/data/repositories"),
+            ("GIT_HTTP_EXPORT_ALL", "1"),
+            ("REQUEST_METHOD", "POST"),
+            ("PATH_INFO", "/g/p.git/git-upload-pack"),
+            ("QUERY_STRING", ""),
+            ("CONTENT_TYPE", "application/x-git-upload-pack-request"),
+            ("CONTENT_LENGTH", "42"),
+            ("HTTP_CONTENT_ENCODING", "gzip"),
+            ("GIT_PROTOCOL", "version=2"),
+            ("REMOTE_USER", "gitlab-ci-token"),
+            ("REMOTE_ADDR", "10.0.0.7"),
+        ] {
+            assert_eq!(env.get(key).map(String::as_str), Some(value), "{key}");
+        }
+
+        // A chunked GET: no length, encoding or protocol to pass on.
+        let headers = HeaderMap::new();
+        let cgi = Cgi {
+            method: "GET",
+            path_info: "/g/p.git/info/refs".to_owned(),
+            query: "service=git-upload-pack",
+            headers: &headers,
+            remote_user: "gitlab-ci-token",
+            remote_addr: None,
+        };
+        let keys: Vec<_> = cgi
+            .environment(std::ffi::OsStr::new("/r"))
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect();
+        for absent in [
+            "CONTENT_LENGTH",
+            "CONTENT_TYPE",
+            "HTTP_CONTENT_ENCODING",
+            "GIT_PROTOCOL",
+            "REMOTE_ADDR",
+        ] {
+            assert!(!keys.contains(&absent), "{absent}");
+        }
+    }
+
     #[tokio::test]
     async fn cgi_headers() {
         let raw = b"Status: 403 Forbidden\r\nContent-Type: text/plain\r\nExpires: Fri, 01 Jan 1980 00:00:00 GMT\r\n\r\nbody";

@@ -989,3 +989,58 @@ async fn sync_from_an_http_url_sends_embedded_credentials_without_storing_them()
     assert!(matches!(err, GitError::ImportFailed { .. }), "{message}");
     assert!(!message.contains("glcbt-wrong-secret"), "{message}");
 }
+
+#[tokio::test]
+async fn git_router_merges_into_a_stateful_router_and_nests_under_a_base_path() {
+    #[derive(Clone)]
+    struct AppState {
+        name: &'static str,
+    }
+    let fixture = Fixture::synced().await;
+    let good = basic(&format!("gitlab-ci-token:{GOOD_TOKEN}"));
+    let api = Router::new().route(
+        "/api/v4/version",
+        axum::routing::get(
+            |axum::extract::State(state): axum::extract::State<AppState>| async move { state.name },
+        ),
+    );
+    let merged: Router = api
+        .merge(git_http(&fixture).router())
+        .with_state(AppState { name: "forerunner" });
+    let nested: Router = Router::new().nest("/gitlab", git_http(&fixture).router());
+    let get = |app: &Router, uri: &str| {
+        let request = Request::get(uri)
+            .header(header::AUTHORIZATION, &good)
+            .body(Body::empty())
+            .unwrap();
+        app.clone().oneshot(request)
+    };
+
+    let response = get(&merged, "/api/v4/version").await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(body_bytes(response).await, b"forerunner");
+    let response = get(
+        &merged,
+        "/group/project.git/info/refs?service=git-upload-pack",
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = get(&merged, "/api/v4/no-such-endpoint").await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+
+    let response = get(
+        &nested,
+        "/gitlab/group/project.git/info/refs?service=git-upload-pack",
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = get(
+        &nested,
+        "/group/project.git/info/refs?service=git-upload-pack",
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
