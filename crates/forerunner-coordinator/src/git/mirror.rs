@@ -194,6 +194,31 @@ impl ResolvedRef {
             RefKind::Commit => None,
         }
     }
+
+    /// The `git_info.refspecs` GitLab gives a runner for a job on this ref,
+    /// as `Ci::BuildRunnerPresenter#refspecs` builds them: the pipeline's
+    /// persistent ref when there is one (see
+    /// [`RepoMirror::keep_pipeline_ref`]), then with a shallow `depth` only
+    /// this branch or tag, and with `depth == 0` every branch and tag.
+    pub fn refspecs(&self, pipeline_ref: Option<u64>, depth: u32) -> Vec<String> {
+        let branch = |name: &str| format!("+refs/heads/{name}:refs/remotes/origin/{name}");
+        let tag = |name: &str| format!("+refs/tags/{name}:refs/tags/{name}");
+        let mut specs: Vec<String> = pipeline_ref
+            .map(|id| format!("+refs/pipelines/{id}:refs/pipelines/{id}"))
+            .into_iter()
+            .collect();
+        if depth > 0 {
+            match self.kind {
+                RefKind::Branch => specs.push(branch(&self.name)),
+                RefKind::Tag => specs.push(tag(&self.name)),
+                RefKind::Commit => {}
+            }
+        } else {
+            specs.push(branch("*"));
+            specs.push(tag("*"));
+        }
+        specs
+    }
 }
 
 /// What a sync changed.
@@ -786,5 +811,52 @@ async fn remove_dir_if_present(path: &Path) -> Result<(), GitError> {
             path: path.to_owned(),
             source,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolved(kind: RefKind, name: &str) -> ResolvedRef {
+        ResolvedRef {
+            kind,
+            name: name.to_owned(),
+            sha: "a".repeat(40),
+        }
+    }
+
+    #[test]
+    fn refspecs_follow_gitlab() {
+        let main = resolved(RefKind::Branch, "main");
+        assert_eq!(
+            main.refspecs(Some(12), 20),
+            [
+                "+refs/pipelines/12:refs/pipelines/12",
+                "+refs/heads/main:refs/remotes/origin/main"
+            ]
+        );
+        assert_eq!(
+            main.refspecs(None, 1),
+            ["+refs/heads/main:refs/remotes/origin/main"]
+        );
+        assert_eq!(
+            resolved(RefKind::Tag, "v1.0").refspecs(None, 50),
+            ["+refs/tags/v1.0:refs/tags/v1.0"]
+        );
+        assert_eq!(
+            main.refspecs(Some(3), 0),
+            [
+                "+refs/pipelines/3:refs/pipelines/3",
+                "+refs/heads/*:refs/remotes/origin/*",
+                "+refs/tags/*:refs/tags/*",
+            ]
+        );
+        let commit = resolved(RefKind::Commit, &"a".repeat(40));
+        assert_eq!(
+            commit.refspecs(Some(4), 20),
+            ["+refs/pipelines/4:refs/pipelines/4"]
+        );
+        assert_eq!(commit.full_name(), None);
     }
 }

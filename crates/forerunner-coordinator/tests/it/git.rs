@@ -918,13 +918,20 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 }
 
 #[tokio::test]
-async fn upload_pack_accepts_protocol_v2_and_gzip_request_bodies() {
+async fn upload_pack_accepts_protocol_v2_gzip_and_chunked_request_bodies() {
     let fixture = Fixture::synced().await;
     let app: Router = git_http(&fixture).router();
     let good = basic(&format!("gitlab-ci-token:{GOOD_TOKEN}"));
     let plain = ls_refs_request();
 
-    for (encoding, body) in [(None, plain.clone()), (Some("gzip"), gzip(&plain))] {
+    // (Content-Encoding, body, whether to send Content-Length or stream it in chunks)
+    let cases = [
+        (None, plain.clone(), true),
+        (Some("gzip"), gzip(&plain), true),
+        (None, plain.clone(), false),
+        (Some("gzip"), gzip(&plain), false),
+    ];
+    for (encoding, body, sized) in cases {
         let mut request = Request::builder()
             .method("POST")
             .uri("/group/project.git/git-upload-pack")
@@ -933,18 +940,26 @@ async fn upload_pack_accepts_protocol_v2_and_gzip_request_bodies() {
                 header::CONTENT_TYPE,
                 "application/x-git-upload-pack-request",
             )
-            .header(header::CONTENT_LENGTH, body.len())
             .header("Git-Protocol", "version=2");
         if let Some(encoding) = encoding {
             request = request.header(header::CONTENT_ENCODING, encoding);
         }
+        let body = if sized {
+            request = request.header(header::CONTENT_LENGTH, body.len());
+            Body::from(body)
+        } else {
+            let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+                body.chunks(7).map(|chunk| Ok(chunk.to_vec())).collect();
+            Body::from_stream(futures::stream::iter(chunks))
+        };
+        let case = (encoding, sized);
         let response = app
             .clone()
-            .oneshot(request.body(Body::from(body)).unwrap())
+            .oneshot(request.body(body).unwrap())
             .await
             .unwrap();
 
-        assert_eq!(response.status(), StatusCode::OK, "{encoding:?}");
+        assert_eq!(response.status(), StatusCode::OK, "{case:?}");
         assert_eq!(
             response.headers()[header::CONTENT_TYPE],
             "application/x-git-upload-pack-result"
@@ -952,11 +967,11 @@ async fn upload_pack_accepts_protocol_v2_and_gzip_request_bodies() {
         let body = String::from_utf8_lossy(&body_bytes(response).await).into_owned();
         assert!(
             body.contains(&format!("{} refs/heads/main", fixture.c2)),
-            "{encoding:?}: {body}"
+            "{case:?}: {body}"
         );
-        assert!(body.contains("refs/heads/feature"), "{encoding:?}: {body}");
-        assert!(!body.contains("refs/tags/"), "{encoding:?}: {body}");
-        assert!(body.ends_with("0000"), "{encoding:?}: {body}");
+        assert!(body.contains("refs/heads/feature"), "{case:?}: {body}");
+        assert!(!body.contains("refs/tags/"), "{case:?}: {body}");
+        assert!(body.ends_with("0000"), "{case:?}: {body}");
     }
 }
 
@@ -1043,4 +1058,34 @@ async fn git_router_merges_into_a_stateful_router_and_nests_under_a_base_path() 
     .await
     .unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_clone_over_http_streams_a_large_pack() {
+    let fixture = Fixture::new();
+    // 8 MiB that does not compress, so the pack is about as large.
+    let mut data = Vec::with_capacity(8 << 20);
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    while data.len() < 8 << 20 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        data.extend_from_slice(&state.to_le_bytes());
+    }
+    std::fs::write(fixture.source.join("blob.bin"), &data).unwrap();
+    git(&fixture.source, &["add", "blob.bin"]);
+    git(&fixture.source, &["commit", "--quiet", "-m", "large"]);
+    let mirror = fixture.mirrors.project(PROJECT).unwrap();
+    mirror.sync(&fixture.import_url()).await.unwrap();
+    let addr = serve(&fixture).await;
+    let clients = fixture.client_dir("clients");
+
+    let url = repo_url(addr, Some(&format!("gitlab-ci-token:{GOOD_TOKEN}")));
+    let output = git_client(&clients, &["clone", "--quiet", &url, "checkout"]).await;
+
+    assert!(output.status.success(), "clone failed: {}", stderr(&output));
+    assert!(
+        std::fs::read(clients.join("checkout/blob.bin")).unwrap() == data,
+        "blob.bin differs"
+    );
 }
