@@ -57,6 +57,13 @@ pub enum GitError {
         /// The limit that was exceeded.
         timeout: Duration,
     },
+    /// The task running a sync was stopped, e.g. because the coordinator is
+    /// shutting down.
+    #[error("the sync of {project} was interrupted before it finished (sync again)")]
+    SyncInterrupted {
+        /// The project path.
+        project: String,
+    },
     /// The project has never been synced, so there is nothing to read.
     #[error("project {project} has no repository mirror at {path} yet (sync it from its import_url first)")]
     NotMirrored {

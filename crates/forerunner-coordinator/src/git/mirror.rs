@@ -298,9 +298,25 @@ impl RepoMirror {
     ///
     /// Waits for any sync of the same project already running. Reports the
     /// branches and tags that changed.
+    ///
+    /// The sync runs in its own task and finishes even if the caller stops
+    /// waiting (a cancelled request, say): killing git in the middle of a
+    /// fetch could leave ref lock files that break the next one. Only the
+    /// sync timeout kills it.
     pub async fn sync(&self, import_url: &str) -> Result<SyncReport, GitError> {
         names::import_url(import_url)?;
         let source = names::import_source(import_url);
+        let mirror = self.clone();
+        match tokio::spawn(async move { mirror.sync_locked(source).await }).await {
+            Ok(result) => result,
+            Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+            Err(_cancelled) => Err(GitError::SyncInterrupted {
+                project: self.project.clone(),
+            }),
+        }
+    }
+
+    async fn sync_locked(&self, source: ImportSource) -> Result<SyncReport, GitError> {
         let _guard = self.lock.lock().await;
         let created = !self.exists().await;
         let before = if created {

@@ -601,6 +601,22 @@ async fn concurrent_syncs_of_one_project_run_one_at_a_time() {
     );
 }
 
+#[tokio::test]
+async fn a_sync_abandoned_by_its_caller_still_completes() {
+    let fixture = Fixture::new();
+    let mirror = fixture.mirrors.project(PROJECT).unwrap();
+
+    let abandoned =
+        tokio::time::timeout(Duration::from_millis(1), mirror.sync(&fixture.import_url())).await;
+    assert!(abandoned.is_err(), "the first sync finished within 1 ms");
+
+    // This waits for the abandoned sync, which created the mirror.
+    let report = mirror.sync(&fixture.import_url()).await.unwrap();
+    assert!(!report.created, "{report:?}");
+    assert!(report.updates.is_empty(), "{report:?}");
+    assert_eq!(mirror.resolve_ref("main").await.unwrap().sha, fixture.c2);
+}
+
 /// Grants `gitlab-ci-token:<GOOD_TOKEN>` access to [`PROJECT`] only.
 struct JobTokens;
 
