@@ -38,6 +38,8 @@ use crate::git::{command::Git, names, Mirrors};
 const WWW_AUTHENTICATE: &str = "Basic realm=\"GitLab\"";
 /// Upper bound on the CGI header block, against a misbehaving backend.
 const MAX_CGI_HEADER_BYTES: usize = 64 * 1024;
+/// How much of http-backend's stderr is kept for the log.
+const MAX_LOGGED_STDERR_BYTES: usize = 16 * 1024;
 
 /// Username and password from an HTTP Basic `Authorization` header.
 ///
@@ -318,9 +320,15 @@ impl GitHttp {
         }
         let path_info = cgi.path_info.clone();
         tokio::spawn(async move {
+            // Drain stderr so http-backend never blocks on it, keeping the
+            // start for the log line below.
             let mut errors = Vec::new();
-            // Best effort: the log line below is all that uses it.
-            let _ = stderr.read_to_end(&mut errors).await;
+            let mut chunk = [0; 8192];
+            while let Ok(read @ 1..) = stderr.read(&mut chunk).await {
+                if errors.len() < MAX_LOGGED_STDERR_BYTES {
+                    errors.extend_from_slice(&chunk[..read]);
+                }
+            }
             match child.wait().await {
                 Ok(status) if status.success() && errors.is_empty() => {}
                 Ok(status) => tracing::warn!(

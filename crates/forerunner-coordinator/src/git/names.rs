@@ -79,8 +79,11 @@ pub(crate) fn project_path(path: &str) -> Result<&str, GitError> {
                 "it has an empty segment (leading, trailing or double '/')",
             ));
         }
-        if segment.starts_with(['.', '-']) {
-            return Err(invalid("a segment starts with '.' or '-'"));
+        if segment == "." || segment == ".." {
+            return Err(invalid("a segment is '.' or '..'"));
+        }
+        if segment.starts_with('-') {
+            return Err(invalid("a segment starts with '-'"));
         }
         if segment.ends_with(".git") {
             return Err(invalid("a group segment ends with .git"));
@@ -306,16 +309,10 @@ mod tests {
             project_path("my-group/my_project.v2").unwrap(),
             "my-group/my_project.v2"
         );
+        // GitLab allows a leading '.' or '_'.
+        assert_eq!(project_path("_g/.dotfiles").unwrap(), "_g/.dotfiles");
         for bad in [
-            "",
-            "/g/p",
-            "g/p/",
-            "g//p",
-            "g/../p",
-            "g/.hidden",
-            "-g/p",
-            "g/p q",
-            "g.git/p",
+            "", "/g/p", "g/p/", "g//p", "g/../p", "g/./p", "g/-p", "-g/p", "g/p q", "g.git/p",
             ".git",
         ] {
             assert!(project_path(bad).is_err(), "{bad:?} should be rejected");
