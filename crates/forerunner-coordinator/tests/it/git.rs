@@ -756,6 +756,21 @@ async fn git_clone_over_http_fails_without_a_valid_job_token() {
         assert!(!clients.join("checkout").exists(), "{case}");
     }
 
+    // The job token of one project does not open another project.
+    let other = fixture.mirrors.project("group/other").unwrap();
+    other.sync(&fixture.import_url()).await.unwrap();
+    let url = format!("http://gitlab-ci-token:{GOOD_TOKEN}@{addr}/group/other.git");
+    let output = git_client(&clients, &["clone", "--quiet", &url, "other"]).await;
+    assert!(
+        !output.status.success(),
+        "clone of another project succeeded"
+    );
+    assert!(
+        stderr(&output).contains("Authentication failed"),
+        "{}",
+        stderr(&output)
+    );
+
     // Without credentials git would prompt; prompts are disabled.
     let output = git_client(
         &clients,
