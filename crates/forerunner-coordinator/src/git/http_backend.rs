@@ -186,9 +186,14 @@ impl GitHttp {
     }
 
     /// A router answering every git path (`/{*path}`, any method; other
-    /// paths get `404`). Merge it into the coordinator's router, whose more
-    /// specific routes (`/api/v4/…`) take precedence, or nest it under the
+    /// paths get a plain-text `404`). Merge it into a router whose more
+    /// specific routes (`/api/v4/…`) take precedence, or nest it under a
     /// base path.
+    ///
+    /// Its catch-all route claims every path the other routes do not, so a
+    /// router with its own fallback (GitLab's JSON `404`) should instead
+    /// call [`GitHttp::serve`] from that fallback when
+    /// [`GitHttp::is_git_path`] says so.
     pub fn router<S>(self) -> Router<S>
     where
         S: Clone + Send + Sync + 'static,

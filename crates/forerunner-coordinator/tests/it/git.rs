@@ -1120,3 +1120,39 @@ async fn git_clone_over_http_streams_a_large_pack() {
         "blob.bin differs"
     );
 }
+
+#[tokio::test]
+async fn a_fallback_handler_can_dispatch_git_paths_and_keep_its_own_404() {
+    let fixture = Fixture::synced().await;
+    let git = git_http(&fixture);
+    let good = basic(&format!("gitlab-ci-token:{GOOD_TOKEN}"));
+    // How a coordinator whose fallback answers GitLab's JSON 404 wires it.
+    let app: Router = Router::new()
+        .route("/api/v4/version", axum::routing::get(|| async { "v" }))
+        .fallback(move |request: axum::extract::Request| {
+            let git = git.clone();
+            async move {
+                if GitHttp::is_git_path(request.uri().path()) {
+                    git.serve(request).await
+                } else {
+                    use axum::response::IntoResponse;
+                    (StatusCode::NOT_FOUND, "{\"error\":\"404 Not Found\"}").into_response()
+                }
+            }
+        });
+    let get = |uri: &str| {
+        let request = Request::get(uri)
+            .header(header::AUTHORIZATION, &good)
+            .body(Body::empty())
+            .unwrap();
+        app.clone().oneshot(request)
+    };
+
+    let response = get("/group/project.git/info/refs?service=git-upload-pack")
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = get("/api/v4/nothing-here").await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(body_bytes(response).await, br#"{"error":"404 Not Found"}"#);
+}
