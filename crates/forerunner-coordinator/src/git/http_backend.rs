@@ -125,6 +125,9 @@ pub trait Authorizer: Send + Sync {
 pub struct GitHttp {
     mirrors: Mirrors,
     authorizer: Arc<dyn Authorizer>,
+    /// Bounds the number of `git http-backend` processes, if set; a permit
+    /// is held until the process exits.
+    backends: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl std::fmt::Debug for GitHttp {
@@ -175,7 +178,17 @@ impl GitHttp {
         Self {
             mirrors,
             authorizer,
+            backends: None,
         }
+    }
+
+    /// Runs at most `limit` `git http-backend` processes at once; further
+    /// requests wait for a free slot (by default there is no limit). Each
+    /// clone or fetch holds a slot per HTTP request, while the pack is
+    /// computed and streamed.
+    pub fn with_max_concurrent_backends(mut self, limit: usize) -> Self {
+        self.backends = Some(Arc::new(tokio::sync::Semaphore::new(limit.max(1))));
+        self
     }
 
     /// Whether `path` (relative to the base URL) is a git smart HTTP path
@@ -299,6 +312,15 @@ impl GitHttp {
         if has_body {
             command.stdin(Stdio::piped());
         }
+        let permit = match &self.backends {
+            Some(backends) => Some(
+                Arc::clone(backends)
+                    .acquire_owned()
+                    .await
+                    .map_err(|_closed| BackendError::LimiterClosed)?,
+            ),
+            None => None,
+        };
         let mut child = command.spawn().map_err(BackendError::Spawn)?;
         let stdout = child.stdout.take().ok_or(BackendError::NoPipe)?;
         let mut stderr = child.stderr.take().ok_or(BackendError::NoPipe)?;
@@ -325,6 +347,8 @@ impl GitHttp {
         }
         let path_info = cgi.path_info.clone();
         tokio::spawn(async move {
+            // Holds the concurrency slot until http-backend has exited.
+            let _permit = permit;
             // Drain stderr so http-backend never blocks on it, keeping the
             // start for the log line below.
             let mut errors = Vec::new();
@@ -419,6 +443,8 @@ enum BackendError {
     Spawn(#[source] std::io::Error),
     #[error("git http-backend was started without its pipes")]
     NoPipe,
+    #[error("the limit on concurrent git http-backend processes was shut down")]
+    LimiterClosed,
     #[error("failed to read the CGI headers of git http-backend: {0}")]
     Read(#[source] std::io::Error),
     #[error("git http-backend sent malformed CGI headers: {0}")]

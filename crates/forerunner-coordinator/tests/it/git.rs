@@ -640,9 +640,13 @@ fn git_http(fixture: &Fixture) -> GitHttp {
 
 /// Serves the fixture's mirrors on 127.0.0.1:0 and returns the address.
 async fn serve(fixture: &Fixture) -> SocketAddr {
+    serve_with(git_http(fixture)).await
+}
+
+async fn serve_with(git: GitHttp) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app: Router = git_http(fixture).router();
+    let app: Router = git.router();
     tokio::spawn(async move {
         axum::serve(
             listener,
@@ -1155,4 +1159,25 @@ async fn a_fallback_handler_can_dispatch_git_paths_and_keep_its_own_404() {
     let response = get("/api/v4/nothing-here").await.unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert_eq!(body_bytes(response).await, br#"{"error":"404 Not Found"}"#);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_clones_share_a_limited_number_of_backends() {
+    let fixture = Fixture::synced().await;
+    let addr = serve_with(git_http(&fixture).with_max_concurrent_backends(1)).await;
+    let url = repo_url(addr, Some(&format!("gitlab-ci-token:{GOOD_TOKEN}")));
+    let clients = fixture.client_dir("clients");
+
+    let clones = (0..4).map(|i| {
+        let (clients, url) = (clients.clone(), url.clone());
+        async move {
+            let dir = format!("checkout-{i}");
+            let output = git_client(&clients, &["clone", "--quiet", &url, &dir]).await;
+            (dir, output)
+        }
+    });
+    for (dir, output) in futures::future::join_all(clones).await {
+        assert!(output.status.success(), "{dir}: {}", stderr(&output));
+        assert_eq!(git(&clients.join(&dir), &["rev-parse", "HEAD"]), fixture.c2);
+    }
 }
