@@ -11,6 +11,7 @@ pub mod bootstrap;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod git;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
