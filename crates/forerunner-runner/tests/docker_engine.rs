@@ -447,3 +447,72 @@ async fn test_images_are_idempotent_and_fast_when_present() {
     assert!(engine.image_exists(BUSYBOX_IMAGE).await.unwrap());
     assert!(engine.image_exists(BUSYBOX_ALT_IMAGE).await.unwrap());
 }
+
+/// Set in the child process of [`permission_denied_on_the_socket_is_reported`].
+const SOCKET_PROBE_ENV: &str = "FORERUNNER_SOCKET_PROBE";
+
+/// Connecting as a user who may not open the socket gives the "permission denied" error. Root
+/// may open any socket, so the test re-runs itself as `nobody` and reads what the child saw.
+#[test]
+fn permission_denied_on_the_socket_is_reported() {
+    use std::os::unix::fs::MetadataExt as _;
+    use std::os::unix::process::CommandExt as _;
+
+    let host = Engine::resolve_host(None, std::env::var("DOCKER_HOST").ok().as_deref());
+    if std::env::var_os(SOCKET_PROBE_ENV).is_some() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let result = runtime.block_on(Engine::connect_to(&host));
+        println!(
+            "probe-result: {:?}",
+            result.map(|_| ()).map_err(|e| e.to_string())
+        );
+        return;
+    }
+    let skip = |why: &str| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: permission-denied check at {host}: {why}"
+        );
+    };
+    let Some(path) = host.strip_prefix("unix://") else {
+        return skip("not a unix socket");
+    };
+    let Ok(socket) = std::fs::metadata(path) else {
+        return skip("no socket file");
+    };
+    if std::fs::metadata("/proc/self").map(|m| m.uid()).ok() != Some(0) {
+        return skip("the test must run as root to switch to an unprivileged user");
+    }
+    if socket.mode() & 0o006 != 0 || socket.gid() == 65534 {
+        return skip("the socket is open to everyone");
+    }
+
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "permission_denied_on_the_socket_is_reported",
+            "--nocapture",
+        ])
+        .env(SOCKET_PROBE_ENV, "1")
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("failed to re-run the test binary as nobody");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("probe-result: "))
+        .unwrap_or_else(|| {
+            panic!(
+                "no probe result: {stdout} {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    assert_eq!(
+        line,
+        format!(
+            "probe-result: Err(\"permission denied on the Docker socket {host} (run the runner \
+             as a user in the `docker` group, or as root)\")"
+        )
+    );
+}
