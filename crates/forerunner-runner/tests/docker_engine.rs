@@ -14,8 +14,8 @@ use forerunner_runner::executors::docker::testimages::{
     ensure_test_images, BUSYBOX_ALT_IMAGE, BUSYBOX_IMAGE, IMAGE_MARKER,
 };
 use forerunner_runner::executors::docker::{
-    ContainerSpec, Engine, EngineError, ImageSource, JobLabels, NetworkAttachment, PullPolicy,
-    ScriptOutcome, ServiceSpec,
+    service_aliases, ContainerSpec, Engine, EngineError, ImageSource, JobLabels, NetworkAttachment,
+    PullPolicy, ScriptOutcome, ServiceReadiness, ServiceSpec,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -146,19 +146,30 @@ async fn service_is_reachable_by_its_aliases() {
     let network = engine.create_network(&job).await.unwrap();
     let service = ServiceSpec {
         image: BUSYBOX_ALT_IMAGE.into(),
-        aliases: vec!["web".into(), "web-alias".into()],
+        aliases: service_aliases(BUSYBOX_ALT_IMAGE, Some("web,web-alias")),
         entrypoint: Some(vec!["sh".into(), "-c".into()]),
+        // Starts listening only after a while, so that waiting for it is needed.
         command: Some(vec![
             "mkdir -p /www && echo \"served by $SERVICE_NAME\" > /www/index.html \
-             && exec httpd -f -p 8080 -h /www"
+             && sleep 1 && exec httpd -f -p 8080 -h /www"
                 .into(),
         ]),
-        env: vec![("SERVICE_NAME".into(), "the web service".into())],
+        env: vec![
+            ("SERVICE_NAME".into(), "the web service".into()),
+            ("HEALTHCHECK_TCP_PORT".into(), "8080".into()),
+        ],
     };
-    engine
+    let name = engine
         .start_service(&job, &service, &network)
         .await
         .unwrap();
+    assert_eq!(
+        engine
+            .wait_for_service(&name, Duration::from_secs(30))
+            .await
+            .unwrap(),
+        ServiceReadiness::Ready { ports: vec![8080] }
+    );
 
     let spec = ContainerSpec {
         network: Some(NetworkAttachment {
@@ -167,13 +178,8 @@ async fn service_is_reachable_by_its_aliases() {
         }),
         ..ContainerSpec::new(BUSYBOX_IMAGE)
     };
-    let script = "for host in web web-alias; do\n\
-                  ok=\n\
-                  for i in $(seq 1 50); do\n\
-                    if wget -q -O - http://$host:8080/; then ok=1; break; fi\n\
-                    sleep 0.2\n\
-                  done\n\
-                  [ -n \"$ok\" ] || { echo \"$host unreachable\"; exit 1; }\n\
+    let script = "for host in web web-alias forerunner-test__busybox-alt; do\n\
+                  wget -q -O - http://$host:8080/ || exit 1\n\
                   done\n";
     let (outcome, out) = run(&engine, &job, &spec, script).await;
     assert_eq!(outcome, ScriptOutcome::Exited { code: 0 }, "output: {out}");
@@ -181,8 +187,56 @@ async fn service_is_reachable_by_its_aliases() {
         out.lines()
             .filter(|l| *l == "served by the web service")
             .count(),
-        2,
+        3,
         "output: {out}"
+    );
+
+    cleanup_and_check(&engine, &job).await;
+}
+
+#[tokio::test]
+async fn services_that_exit_or_never_listen_are_reported() {
+    let Some(engine) = engine().await else { return };
+    let job = new_job();
+    let network = engine.create_network(&job).await.unwrap();
+
+    let crashing = ServiceSpec {
+        image: BUSYBOX_IMAGE.into(),
+        aliases: vec!["crashing".into()],
+        entrypoint: Some(vec!["sh".into(), "-c".into()]),
+        command: Some(vec!["echo cannot start: no config; exit 7".into()]),
+        env: vec![("HEALTHCHECK_TCP_PORT".into(), "8080".into())],
+    };
+    let name = engine
+        .start_service(&job, &crashing, &network)
+        .await
+        .unwrap();
+    assert_eq!(
+        engine
+            .wait_for_service(&name, Duration::from_secs(30))
+            .await
+            .unwrap(),
+        ServiceReadiness::Exited { code: 7 }
+    );
+    assert_eq!(
+        engine.container_logs(&name, 10).await.unwrap(),
+        "cannot start: no config\n"
+    );
+
+    let silent = ServiceSpec {
+        image: BUSYBOX_IMAGE.into(),
+        aliases: vec!["silent".into()],
+        command: Some(vec!["sleep".into(), "300".into()]),
+        env: vec![("HEALTHCHECK_TCP_PORT".into(), "8080".into())],
+        ..ServiceSpec::default()
+    };
+    let name = engine.start_service(&job, &silent, &network).await.unwrap();
+    assert_eq!(
+        engine
+            .wait_for_service(&name, Duration::from_secs(1))
+            .await
+            .unwrap(),
+        ServiceReadiness::TimedOut { ports: vec![8080] }
     );
 
     cleanup_and_check(&engine, &job).await;

@@ -21,8 +21,8 @@ use bollard::models::{NetworkCreateRequest, VolumeCreateRequest};
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
     ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
-    WaitContainerOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+    StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use bollard::{ClientVersion, Docker, API_DEFAULT_VERSION};
 use futures::StreamExt;
@@ -76,6 +76,26 @@ pub enum ScriptOutcome {
     Cancelled,
     /// The timeout passed; the container was stopped.
     TimedOut,
+}
+
+/// Whether a service container is ready for the job, as [`Engine::wait_for_service`] saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceReadiness {
+    /// Every port checked accepts TCP connections, or there was no port to check.
+    Ready {
+        /// The ports that were checked.
+        ports: Vec<u16>,
+    },
+    /// The service's main process ended.
+    Exited {
+        /// Its exit code.
+        code: i64,
+    },
+    /// Some ports still refused connections when the time was up.
+    TimedOut {
+        /// The ports that never answered.
+        ports: Vec<u16>,
+    },
 }
 
 /// Docker objects found by their labels, by name: what a cleanup removed, or what
@@ -300,6 +320,94 @@ impl Engine {
             .await
             .map_err(|e| EngineError::api(format!("start service container {name}"), e))?;
         Ok(name)
+    }
+
+    /// Waits until the service container `name` accepts TCP connections on the ports its image
+    /// exposes (or on `HEALTHCHECK_TCP_PORT` from its environment, as the official runner does),
+    /// trying from this host to the container's address on each of its networks.
+    ///
+    /// Returns early when the service exits. A service exposing no port counts as ready at once.
+    /// Unlike the official runner, no helper container is involved.
+    pub async fn wait_for_service(
+        &self,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<ServiceReadiness, EngineError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let info = self
+                .docker
+                .inspect_container(name, None)
+                .await
+                .map_err(|e| EngineError::api(format!("inspect service container {name}"), e))?;
+            let state = info.state.unwrap_or_default();
+            if state.running != Some(true) && state.status.is_some() {
+                let status = state.status.map(|s| s.to_string()).unwrap_or_default();
+                if status != "created" {
+                    return Ok(ServiceReadiness::Exited {
+                        code: state.exit_code.unwrap_or(-1),
+                    });
+                }
+            }
+            let config = info.config.unwrap_or_default();
+            let ports = service_ports(
+                config.exposed_ports.as_deref().unwrap_or_default(),
+                config.env.as_deref().unwrap_or_default(),
+            );
+            let addresses: Vec<std::net::IpAddr> = info
+                .network_settings
+                .and_then(|n| n.networks)
+                .unwrap_or_default()
+                .into_values()
+                .filter_map(|e| e.ip_address.filter(|ip| !ip.is_empty()))
+                .filter_map(|ip| ip.parse().ok())
+                .collect();
+            if ports.is_empty() {
+                return Ok(ServiceReadiness::Ready { ports });
+            }
+            let mut closed = Vec::new();
+            for &port in &ports {
+                let mut open = false;
+                for &ip in &addresses {
+                    let attempt = tokio::time::timeout(
+                        Duration::from_secs(1),
+                        tokio::net::TcpStream::connect((ip, port)),
+                    );
+                    if matches!(attempt.await, Ok(Ok(_))) {
+                        open = true;
+                        break;
+                    }
+                }
+                if !open {
+                    closed.push(port);
+                }
+            }
+            if closed.is_empty() {
+                return Ok(ServiceReadiness::Ready { ports });
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(ServiceReadiness::TimedOut { ports: closed });
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// The last `tail` lines of a container's stdout and stderr, for example to show why a
+    /// service did not start.
+    pub async fn container_logs(&self, name: &str, tail: usize) -> Result<String, EngineError> {
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .tail(&tail.to_string())
+            .build();
+        let mut logs = self.docker.logs(name, Some(options));
+        let mut out = Vec::new();
+        while let Some(item) = logs.next().await {
+            let item = item
+                .map_err(|e| EngineError::api(format!("read the logs of container {name}"), e))?;
+            out.extend_from_slice(item.as_ref());
+        }
+        Ok(String::from_utf8_lossy(&out).into_owned())
     }
 
     /// Runs `script` in a fresh build container made from `spec`: the script is written to the
@@ -622,6 +730,30 @@ fn client(host: &str, version: &ClientVersion) -> Result<Docker, bollard::errors
     }
 }
 
+/// The TCP ports to check for a service: `HEALTHCHECK_TCP_PORT` if its environment sets it,
+/// else every exposed `PORT/tcp`.
+fn service_ports(exposed: &[String], env: &[String]) -> Vec<u16> {
+    if let Some(port) = env
+        .iter()
+        .filter_map(|kv| kv.strip_prefix("HEALTHCHECK_TCP_PORT="))
+        .filter_map(|p| p.trim().parse().ok())
+        .next_back()
+    {
+        return vec![port];
+    }
+    let mut ports: Vec<u16> = exposed
+        .iter()
+        .filter_map(|p| match p.split_once('/') {
+            Some((port, "tcp")) => port.parse().ok(),
+            None => p.parse().ok(),
+            Some(_) => None,
+        })
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
 /// A container's name without Docker's leading `/`, or its id when it has none.
 fn container_name(names: Option<Vec<String>>, id: Option<String>) -> String {
     names
@@ -697,6 +829,17 @@ mod tests {
             "registry:5000/group/img:latest"
         );
         assert_eq!(with_default_tag("img@sha256:abc"), "img@sha256:abc");
+    }
+
+    #[test]
+    fn service_ports_prefer_the_healthcheck_variable() {
+        let exposed = ["5432/tcp".to_owned(), "53/udp".to_owned(), "80".to_owned()];
+        assert_eq!(service_ports(&exposed, &[]), vec![80, 5432]);
+        assert_eq!(
+            service_ports(&exposed, &["HEALTHCHECK_TCP_PORT=8080".to_owned()]),
+            vec![8080]
+        );
+        assert!(service_ports(&[], &[]).is_empty());
     }
 
     #[test]

@@ -16,9 +16,12 @@ mod labels;
 mod spec;
 pub mod testimages;
 
-pub use engine::{Engine, ImageSource, LabelledObjects, ScriptOutcome, DEFAULT_DOCKER_HOST};
+pub use engine::{
+    Engine, ImageSource, LabelledObjects, ScriptOutcome, ServiceReadiness, DEFAULT_DOCKER_HOST,
+};
 pub use error::EngineError;
 pub use labels::{JobLabels, LABEL_JOB_ID, LABEL_MANAGED, LABEL_ROLE, LABEL_RUNNER_TOKEN};
 pub use spec::{
-    parse_cpus, parse_memory, ContainerSpec, NetworkAttachment, PullPolicy, ServiceSpec,
+    parse_cpus, parse_memory, service_aliases, ContainerSpec, NetworkAttachment, PullPolicy,
+    ServiceSpec,
 };

@@ -218,6 +218,42 @@ impl ServiceSpec {
     }
 }
 
+/// The network aliases of a service, as the official runner gives them: two names derived from
+/// the image (registry port, tag and digest dropped; `/` replaced by `__` and by `-`), then the
+/// job's `alias` value, which may hold several aliases separated by spaces or commas.
+///
+/// `registry.example.com:5000/group/db:15` with alias `db` gives
+/// `registry.example.com__group__db`, `registry.example.com-group-db` and `db`.
+pub fn service_aliases(image: &str, alias: Option<&str>) -> Vec<String> {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    let (path, last) = match without_digest.rsplit_once('/') {
+        Some((path, last)) => (Some(path), last),
+        None => (None, without_digest),
+    };
+    let last = last.split(':').next().unwrap_or(last);
+    let mut parts: Vec<&str> = path.map(|p| p.split('/').collect()).unwrap_or_default();
+    if let Some(first) = parts.first_mut() {
+        // A registry host may carry a port: `host:5000` becomes `host`.
+        *first = first.split(':').next().unwrap_or(first);
+    }
+    parts.push(last);
+    let mut aliases = Vec::new();
+    let mut add = |a: String| {
+        if !a.is_empty() && !aliases.contains(&a) {
+            aliases.push(a);
+        }
+    };
+    add(parts.join("__"));
+    add(parts.join("-"));
+    for a in alias
+        .unwrap_or_default()
+        .split(|c: char| c == ',' || c.is_whitespace())
+    {
+        add(a.to_owned());
+    }
+    aliases
+}
+
 fn env_list(env: &[(String, String)]) -> Vec<String> {
     env.iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
@@ -308,6 +344,28 @@ mod tests {
             err.to_string(),
             "invalid pull_policy \"if_not_present\": expected \"always\", \"if-not-present\" or \
              \"never\""
+        );
+    }
+
+    #[test]
+    fn service_aliases_follow_the_official_rules() {
+        assert_eq!(service_aliases("postgres:15", None), ["postgres"]);
+        assert_eq!(
+            service_aliases("tutum/wordpress", Some("wp")),
+            ["tutum__wordpress", "tutum-wordpress", "wp"]
+        );
+        assert_eq!(
+            service_aliases(
+                "registry.example.com:5000/group/db:15@sha256:abc",
+                Some("a, b c")
+            ),
+            [
+                "registry.example.com__group__db",
+                "registry.example.com-group-db",
+                "a",
+                "b",
+                "c"
+            ]
         );
     }
 
