@@ -2,9 +2,9 @@
 //!
 //! Every test connects to the daemon named by `DOCKER_HOST` (default
 //! `unix:///var/run/docker.sock`). When none answers, the test prints
-//! `skipped: no Docker engine reachable at …` on stderr and passes. When one answers, the test
-//! images are imported if missing (see `testimages`), and each test checks that nothing labelled
-//! with its job remains afterwards.
+//! `skipped: no Docker engine reachable at … [test name]` on stderr and passes. When one answers,
+//! the test images are imported if missing (see `testimages`), and each test checks that nothing
+//! labelled with its job remains afterwards.
 
 use std::io::Write as _;
 use std::sync::{Arc, Mutex};
@@ -21,8 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 const LONG: Duration = Duration::from_secs(120);
 
-/// Connects to the daemon and prepares the test images, or says why the test is skipped.
-async fn engine() -> Option<Engine> {
+/// Connects to the daemon and prepares the test images, or says why `test` is skipped.
+async fn engine(test: &str) -> Option<Engine> {
     let host = Engine::resolve_host(None, std::env::var("DOCKER_HOST").ok().as_deref());
     match Engine::connect_to(&host).await {
         Ok(engine) => {
@@ -32,14 +32,17 @@ async fn engine() -> Option<Engine> {
             Some(engine.with_stop_grace(Duration::from_secs(1)))
         }
         Err(e) => {
-            // Written past the test harness's capture so that the skip is visible in CI logs.
-            let _ = writeln!(
-                std::io::stderr(),
-                "skipped: no Docker engine reachable at {host}: {e}"
-            );
+            skip(test, &format!("no Docker engine reachable at {host}: {e}"));
             None
         }
     }
+}
+
+/// Says on stderr, past the test harness's capture and in one write so that it stays on one
+/// line in CI logs, that `test` checked nothing.
+fn skip(test: &str, why: &str) {
+    let line = format!("skipped: {why} [{test}]\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 /// Labels for a job of a runner whose short token is unique to this test run.
@@ -79,7 +82,9 @@ async fn cleanup_and_check(engine: &Engine, job: &JobLabels) {
 
 #[tokio::test]
 async fn script_output_and_exit_code_come_back() {
-    let Some(engine) = engine().await else { return };
+    let Some(engine) = engine("script_output_and_exit_code_come_back").await else {
+        return;
+    };
     let job = new_job();
     let spec = ContainerSpec {
         env: vec![("GREETING".into(), "hello from the job".into())],
@@ -109,7 +114,9 @@ async fn script_output_and_exit_code_come_back() {
 
 #[tokio::test]
 async fn large_scripts_and_outputs_stream_completely() {
-    let Some(engine) = engine().await else { return };
+    let Some(engine) = engine("large_scripts_and_outputs_stream_completely").await else {
+        return;
+    };
     let job = new_job();
     let script: String = (0..5000).map(|i| format!("echo line-{i}\n")).collect();
     assert!(script.len() > 64 * 1024, "bigger than a pipe buffer");
@@ -123,7 +130,9 @@ async fn large_scripts_and_outputs_stream_completely() {
 
 #[tokio::test]
 async fn two_images_give_different_markers() {
-    let Some(engine) = engine().await else { return };
+    let Some(engine) = engine("two_images_give_different_markers").await else {
+        return;
+    };
     let job = new_job();
     let script = format!("cat {IMAGE_MARKER}\n");
     let (_, a) = run(&engine, &job, &ContainerSpec::new(BUSYBOX_IMAGE), &script).await;
@@ -141,7 +150,9 @@ async fn two_images_give_different_markers() {
 
 #[tokio::test]
 async fn service_is_reachable_by_its_aliases() {
-    let Some(engine) = engine().await else { return };
+    let Some(engine) = engine("service_is_reachable_by_its_aliases").await else {
+        return;
+    };
     let job = new_job();
     let network = engine.create_network(&job).await.unwrap();
     let service = ServiceSpec {
@@ -196,7 +207,9 @@ async fn service_is_reachable_by_its_aliases() {
 
 #[tokio::test]
 async fn services_that_exit_or_never_listen_are_reported() {
-    let Some(engine) = engine().await else { return };
+    let Some(engine) = engine("services_that_exit_or_never_listen_are_reported").await else {
+        return;
+    };
     let job = new_job();
     let network = engine.create_network(&job).await.unwrap();
 
@@ -244,7 +257,9 @@ async fn services_that_exit_or_never_listen_are_reported() {
 
 #[tokio::test]
 async fn job_container_settings_apply() {
-    let Some(engine) = engine().await else { return };
+    let Some(engine) = engine("job_container_settings_apply").await else {
+        return;
+    };
     let job = new_job();
     let builds = tempfile::tempdir().unwrap();
     let cache = engine.create_volume(&job, "cache").await.unwrap();
@@ -308,7 +323,9 @@ async fn job_container_settings_apply() {
 
 #[tokio::test]
 async fn cancel_stops_the_container_promptly() {
-    let Some(engine) = engine().await else { return };
+    let Some(engine) = engine("cancel_stops_the_container_promptly").await else {
+        return;
+    };
     let job = new_job();
     let cancel = CancellationToken::new();
     let out = Arc::new(Mutex::new(String::new()));
@@ -342,7 +359,9 @@ async fn cancel_stops_the_container_promptly() {
 
 #[tokio::test]
 async fn timeout_stops_the_container_promptly() {
-    let Some(engine) = engine().await else { return };
+    let Some(engine) = engine("timeout_stops_the_container_promptly").await else {
+        return;
+    };
     let job = new_job();
     let started = Instant::now();
     let outcome = engine
@@ -367,7 +386,9 @@ async fn timeout_stops_the_container_promptly() {
 
 #[tokio::test]
 async fn cleanup_leftovers_removes_what_a_crashed_runner_left() {
-    let Some(engine) = engine().await else { return };
+    let Some(engine) = engine("cleanup_leftovers_removes_what_a_crashed_runner_left").await else {
+        return;
+    };
     let job = new_job();
     let other = new_job(); // a job of another runner: its own short token
     let other_network = engine.create_network(&other).await.unwrap();
@@ -425,7 +446,9 @@ async fn cleanup_leftovers_removes_what_a_crashed_runner_left() {
 
 #[tokio::test]
 async fn pull_policies_are_tried_in_order() {
-    let Some(engine) = engine().await else { return };
+    let Some(engine) = engine("pull_policies_are_tried_in_order").await else {
+        return;
+    };
     let missing = "forerunner-test/does-not-exist:1";
 
     let err = engine
@@ -489,8 +512,10 @@ async fn pull_policies_are_tried_in_order() {
 }
 
 #[tokio::test]
-async fn test_images_are_idempotent_and_fast_when_present() {
-    let Some(engine) = engine().await else { return };
+async fn test_images_are_ready() {
+    let Some(engine) = engine("test_images_are_ready").await else {
+        return;
+    };
     let started = Instant::now();
     ensure_test_images(&engine).await.unwrap();
     assert!(
@@ -522,12 +547,7 @@ fn permission_denied_on_the_socket_is_reported() {
         );
         return;
     }
-    let skip = |why: &str| {
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipped: permission-denied check at {host}: {why}"
-        );
-    };
+    let skip = |why: &str| skip("permission_denied_on_the_socket_is_reported", why);
     let Some(path) = host.strip_prefix("unix://") else {
         return skip("not a unix socket");
     };
