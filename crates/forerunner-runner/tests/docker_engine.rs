@@ -286,7 +286,8 @@ async fn job_container_settings_apply() {
                   echo from-the-job > /builds/out.txt\n\
                   grep forerunner-host /etc/hosts\n\
                   cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes\n\
-                  grep CapEff /proc/self/status\n";
+                  grep CapEff /proc/self/status\n\
+                  cat /sys/fs/cgroup/cpu.max 2>/dev/null || echo no-cgroup-v2\n";
     let (outcome, out) = run(&engine, &job, &spec, script).await;
     assert_eq!(outcome, ScriptOutcome::Exited { code: 0 }, "output: {out}");
     let lines: Vec<&str> = out.lines().collect();
@@ -301,23 +302,44 @@ async fn job_container_settings_apply() {
         lines[4].ends_with("0000000000000000"),
         "capabilities: {out}"
     );
+    assert!(
+        matches!(lines[5], "50000 100000" | "no-cgroup-v2"),
+        "cpu limit: {out}"
+    );
     assert_eq!(
         std::fs::read_to_string(builds.path().join("out.txt")).unwrap(),
         "from-the-job\n"
     );
 
-    // The bind-mounted file belongs to the job's user; remove it as root so the temp dir can go.
-    let (outcome, _) = run(
-        &engine,
-        &job,
-        &ContainerSpec {
-            binds: vec![format!("{}:/builds", builds.path().display())],
-            ..ContainerSpec::new(BUSYBOX_IMAGE)
-        },
-        "rm -f /builds/out.txt\n",
-    )
-    .await;
-    assert_eq!(outcome, ScriptOutcome::Exited { code: 0 });
+    // Its own DNS server, and an entrypoint that wraps the script's shell. (`privileged` is only
+    // unit-tested: the daemon on the build machines may not grant all capabilities.)
+    let spec = ContainerSpec {
+        dns: vec!["192.0.2.53".into()],
+        entrypoint: Some(vec![
+            "sh".into(),
+            "-c".into(),
+            "echo entrypoint ran; exec \"$@\"".into(),
+            "entrypoint".into(),
+        ]),
+        ..ContainerSpec::new(BUSYBOX_IMAGE)
+    };
+    let script = "grep nameserver /etc/resolv.conf\n";
+    let (outcome, out) = run(&engine, &job, &spec, script).await;
+    assert_eq!(outcome, ScriptOutcome::Exited { code: 0 }, "output: {out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines, ["entrypoint ran", "nameserver 192.0.2.53"], "{out}");
+
+    // No network at all; also removes, as root, the file the job's user made so the temp dir
+    // can go.
+    let spec = ContainerSpec {
+        network_mode: Some("none".into()),
+        binds: vec![format!("{}:/builds", builds.path().display())],
+        ..ContainerSpec::new(BUSYBOX_IMAGE)
+    };
+    let script = "ls /sys/class/net\nrm -f /builds/out.txt\n";
+    let (outcome, out) = run(&engine, &job, &spec, script).await;
+    assert_eq!(outcome, ScriptOutcome::Exited { code: 0 }, "output: {out}");
+    assert_eq!(out, "lo\n");
     cleanup_and_check(&engine, &job).await;
 }
 

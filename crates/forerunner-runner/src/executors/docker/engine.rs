@@ -873,6 +873,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn closed_tcp_port_is_unreachable() {
+        // Bind then drop a listener: the port is very likely closed right afterwards.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let host = format!("tcp://127.0.0.1:{port}");
+        let err = Engine::connect_to(&host).await.unwrap_err();
+        assert!(matches!(err, EngineError::Unreachable { .. }), "{err:?}");
+        assert!(
+            err.to_string()
+                .starts_with(&format!("cannot reach the Docker daemon at {host}: ")),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
     async fn dead_socket_is_unreachable() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("dead.sock");
