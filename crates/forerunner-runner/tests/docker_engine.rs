@@ -15,7 +15,7 @@ use forerunner_runner::executors::docker::testimages::{
 };
 use forerunner_runner::executors::docker::{
     service_aliases, ContainerSpec, Engine, EngineError, ImageSource, JobLabels, NetworkAttachment,
-    PullPolicy, ScriptOutcome, ServiceReadiness, ServiceSpec,
+    PreparedImage, PullPolicy, ScriptOutcome, ServiceReadiness, ServiceSpec,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -488,19 +488,25 @@ async fn pull_policies_are_tried_in_order() {
          \"if-not-present\")"
     );
 
+    let id = engine.image_id(BUSYBOX_IMAGE).await.unwrap().unwrap();
+    assert!(id.starts_with("sha256:"), "{id}");
+    let local = PreparedImage {
+        id,
+        source: ImageSource::Local,
+    };
     assert_eq!(
         engine
             .ensure_image(BUSYBOX_IMAGE, &[PullPolicy::Never])
             .await
             .unwrap(),
-        ImageSource::Local
+        local
     );
     assert_eq!(
         engine
             .ensure_image(BUSYBOX_IMAGE, &[PullPolicy::IfNotPresent])
             .await
             .unwrap(),
-        ImageSource::Local
+        local
     );
 
     // No registry is reachable here: `always` fails, and the next policy falls back to the
@@ -513,7 +519,10 @@ async fn pull_policies_are_tried_in_order() {
         )
         .await
         .unwrap();
-    assert!(matches!(source, ImageSource::Local | ImageSource::Pulled));
+    assert!(matches!(
+        source.source,
+        ImageSource::Local | ImageSource::Pulled
+    ));
 
     let err = engine
         .ensure_image(missing, &[PullPolicy::IfNotPresent, PullPolicy::Never])

@@ -35,7 +35,7 @@ use crate::executors::docker::{ContainerSpec, EngineError, JobLabels, PullPolicy
 /// Where the Docker daemon listens when neither `[runners.docker] host` nor `DOCKER_HOST` say.
 pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
 
-/// The oldest Engine API version spoken while asking the daemon which version it speaks.
+/// The old Engine API version used to ask a daemon that refuses bollard's which version it speaks.
 const PROBE_API_VERSION: ClientVersion = ClientVersion {
     major_version: 1,
     minor_version: 24,
@@ -62,6 +62,15 @@ pub enum ImageSource {
     Local,
     /// It was pulled just now.
     Pulled,
+}
+
+/// An image made available by [`Engine::ensure_image`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedImage {
+    /// The image id, `sha256:…` (for the job log's "Using docker image …" line).
+    pub id: String,
+    /// Whether it was already there or pulled.
+    pub source: ImageSource,
 }
 
 /// How a script run ended.
@@ -139,13 +148,21 @@ impl Engine {
     /// Connects to the daemon at `host` (`unix:///…`, `tcp://…` or `http://…`), checks that it
     /// answers and agrees on the newest API version both sides speak.
     pub async fn connect_to(host: &str) -> Result<Self, EngineError> {
-        let probe = client(host, &PROBE_API_VERSION)
-            .map_err(|e| EngineError::from_connect(host, e))?
-            .with_timeout(CONNECT_TIMEOUT);
-        let version = probe
-            .version()
-            .await
-            .map_err(|e| EngineError::from_connect(host, e))?;
+        let probe = |version: &ClientVersion| {
+            client(host, version)
+                .map(|c| c.with_timeout(CONNECT_TIMEOUT))
+                .map_err(|e| EngineError::from_connect(host, e))
+        };
+        // Newer daemons refuse old API versions and older daemons refuse newer ones (with 400):
+        // ask with bollard's version first, then with an old one.
+        let version = match probe(API_DEFAULT_VERSION)?.version().await {
+            Ok(v) => v,
+            Err(e) if status_code(&e) == Some(400) => probe(&PROBE_API_VERSION)?
+                .version()
+                .await
+                .map_err(|e| EngineError::from_connect(host, e))?,
+            Err(e) => return Err(EngineError::from_connect(host, e)),
+        };
         let server = version
             .api_version
             .as_deref()
@@ -189,9 +206,14 @@ impl Engine {
 
     /// Whether `image` is present on this host.
     pub async fn image_exists(&self, image: &str) -> Result<bool, EngineError> {
+        Ok(self.image_id(image).await?.is_some())
+    }
+
+    /// The id (`sha256:…`) of `image` on this host, if it is present.
+    pub async fn image_id(&self, image: &str) -> Result<Option<String>, EngineError> {
         match self.docker.inspect_image(image).await {
-            Ok(_) => Ok(true),
-            Err(e) if is_not_found(&e) => Ok(false),
+            Ok(info) => Ok(Some(info.id.unwrap_or_default())),
+            Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(EngineError::api(format!("inspect image {image:?}"), e)),
         }
     }
@@ -203,7 +225,7 @@ impl Engine {
         &self,
         image: &str,
         policies: &[PullPolicy],
-    ) -> Result<ImageSource, EngineError> {
+    ) -> Result<PreparedImage, EngineError> {
         let policies = if policies.is_empty() {
             &[PullPolicy::Always][..]
         } else {
@@ -211,15 +233,26 @@ impl Engine {
         };
         let mut attempts = Vec::new();
         for &policy in policies {
-            if policy != PullPolicy::Always && self.image_exists(image).await? {
-                return Ok(ImageSource::Local);
+            if policy != PullPolicy::Always {
+                if let Some(id) = self.image_id(image).await? {
+                    return Ok(PreparedImage {
+                        id,
+                        source: ImageSource::Local,
+                    });
+                }
             }
             if policy == PullPolicy::Never {
                 attempts.push("pull_policy \"never\": not found locally".to_owned());
                 continue;
             }
             match self.pull(image).await {
-                Ok(()) => return Ok(ImageSource::Pulled),
+                Ok(()) => {
+                    let id = self.image_id(&with_default_tag(image)).await?;
+                    return Ok(PreparedImage {
+                        id: id.unwrap_or_default(),
+                        source: ImageSource::Pulled,
+                    });
+                }
                 Err(reason) => {
                     tracing::debug!(image, %policy, %reason, "pull failed");
                     attempts.push(format!(

@@ -17,7 +17,8 @@ mod spec;
 pub mod testimages;
 
 pub use engine::{
-    Engine, ImageSource, LabelledObjects, ScriptOutcome, ServiceReadiness, DEFAULT_DOCKER_HOST,
+    Engine, ImageSource, LabelledObjects, PreparedImage, ScriptOutcome, ServiceReadiness,
+    DEFAULT_DOCKER_HOST,
 };
 pub use error::EngineError;
 pub use labels::{JobLabels, LABEL_JOB_ID, LABEL_MANAGED, LABEL_ROLE, LABEL_RUNNER_TOKEN};

@@ -119,7 +119,8 @@ fn find_or_fetch_busybox() -> Result<PathBuf, TestImageError> {
     }
     std::fs::create_dir_all(&cache)
         .map_err(|e| TestImageError::Busybox(format!("cannot create {}: {e}", cache.display())))?;
-    let download = cache.join("download");
+    // Per process: several test processes may fetch at once (cargo nextest).
+    let download = cache.join(format!("download.{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&download);
     std::fs::create_dir_all(&download).map_err(|e| {
         TestImageError::Busybox(format!("cannot create {}: {e}", download.display()))
