@@ -46,9 +46,41 @@ fn skip(test: &str, why: &str) {
 }
 
 /// Labels for a job of a runner whose short token is unique to this test run.
-fn new_job() -> JobLabels {
+fn new_job(engine: &Engine) -> JobGuard {
     let token = format!("t{:08x}", rand::random::<u32>());
-    JobLabels::new(token, rand::random::<u32>().into())
+    JobGuard {
+        engine: engine.clone(),
+        job: JobLabels::new(token, rand::random::<u32>().into()),
+    }
+}
+
+/// A test job that removes its Docker objects even when the test fails half-way.
+struct JobGuard {
+    engine: Engine,
+    job: JobLabels,
+}
+
+impl std::ops::Deref for JobGuard {
+    type Target = JobLabels;
+
+    fn deref(&self) -> &JobLabels {
+        &self.job
+    }
+}
+
+impl Drop for JobGuard {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return; // The test cleaned up and checked that itself.
+        }
+        let (engine, job) = (self.engine.clone(), self.job.clone());
+        // Drop cannot await; clean up on a runtime of its own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().expect("a runtime for cleanup");
+            runtime.block_on(engine.cleanup_job(&job))
+        })
+        .join();
+    }
 }
 
 /// Runs `script` and returns how it ended and everything it printed.
@@ -85,7 +117,7 @@ async fn script_output_and_exit_code_come_back() {
     let Some(engine) = engine("script_output_and_exit_code_come_back").await else {
         return;
     };
-    let job = new_job();
+    let job = new_job(&engine);
     let spec = ContainerSpec {
         env: vec![("GREETING".into(), "hello from the job".into())],
         working_dir: Some("/tmp".into()),
@@ -117,7 +149,7 @@ async fn large_scripts_and_outputs_stream_completely() {
     let Some(engine) = engine("large_scripts_and_outputs_stream_completely").await else {
         return;
     };
-    let job = new_job();
+    let job = new_job(&engine);
     let script: String = (0..5000).map(|i| format!("echo line-{i}\n")).collect();
     assert!(script.len() > 64 * 1024, "bigger than a pipe buffer");
     let (outcome, out) = run(&engine, &job, &ContainerSpec::new(BUSYBOX_IMAGE), &script).await;
@@ -133,7 +165,7 @@ async fn two_images_give_different_markers() {
     let Some(engine) = engine("two_images_give_different_markers").await else {
         return;
     };
-    let job = new_job();
+    let job = new_job(&engine);
     let script = format!("cat {IMAGE_MARKER}\n");
     let (_, a) = run(&engine, &job, &ContainerSpec::new(BUSYBOX_IMAGE), &script).await;
     let (_, b) = run(
@@ -153,7 +185,7 @@ async fn service_is_reachable_by_its_aliases() {
     let Some(engine) = engine("service_is_reachable_by_its_aliases").await else {
         return;
     };
-    let job = new_job();
+    let job = new_job(&engine);
     let network = engine.create_network(&job).await.unwrap();
     let service = ServiceSpec {
         image: BUSYBOX_ALT_IMAGE.into(),
@@ -210,7 +242,7 @@ async fn services_that_exit_or_never_listen_are_reported() {
     let Some(engine) = engine("services_that_exit_or_never_listen_are_reported").await else {
         return;
     };
-    let job = new_job();
+    let job = new_job(&engine);
     let network = engine.create_network(&job).await.unwrap();
 
     let crashing = ServiceSpec {
@@ -260,7 +292,7 @@ async fn job_container_settings_apply() {
     let Some(engine) = engine("job_container_settings_apply").await else {
         return;
     };
-    let job = new_job();
+    let job = new_job(&engine);
     let builds = tempfile::tempdir().unwrap();
     let cache = engine.create_volume(&job, "cache").await.unwrap();
     let spec = ContainerSpec {
@@ -348,7 +380,7 @@ async fn cancel_stops_the_container_promptly() {
     let Some(engine) = engine("cancel_stops_the_container_promptly").await else {
         return;
     };
-    let job = new_job();
+    let job = new_job(&engine);
     let cancel = CancellationToken::new();
     let out = Arc::new(Mutex::new(String::new()));
     let started = Instant::now();
@@ -384,7 +416,7 @@ async fn timeout_stops_the_container_promptly() {
     let Some(engine) = engine("timeout_stops_the_container_promptly").await else {
         return;
     };
-    let job = new_job();
+    let job = new_job(&engine);
     let started = Instant::now();
     let outcome = engine
         .run_script(
@@ -411,8 +443,8 @@ async fn cleanup_leftovers_removes_what_a_crashed_runner_left() {
     let Some(engine) = engine("cleanup_leftovers_removes_what_a_crashed_runner_left").await else {
         return;
     };
-    let job = new_job();
-    let other = new_job(); // a job of another runner: its own short token
+    let job = new_job(&engine);
+    let other = new_job(&engine); // a job of another runner: its own short token
     let other_network = engine.create_network(&other).await.unwrap();
 
     // A "crash": the runner dies while a service and a build container run.

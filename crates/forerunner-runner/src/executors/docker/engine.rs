@@ -360,7 +360,9 @@ impl Engine {
     /// trying from this host to the container's address on each of its networks.
     ///
     /// Returns early when the service exits. A service exposing no port counts as ready at once.
-    /// Unlike the official runner, no helper container is involved.
+    /// Unlike the official runner, no helper container is involved, so this only works when the
+    /// runner runs on the Docker host itself (container addresses must be routable from here);
+    /// with a remote daemon, expect [`ServiceReadiness::TimedOut`].
     pub async fn wait_for_service(
         &self,
         name: &str,
