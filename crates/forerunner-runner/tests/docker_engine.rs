@@ -390,10 +390,11 @@ async fn cancel_stops_the_container_promptly() {
         .run_script(
             &job,
             &ContainerSpec::new(BUSYBOX_IMAGE),
-            "echo started\nsleep 300\necho never\n",
+            "printf started\nsleep 300\necho never\n",
             move |b| {
                 seen.lock().unwrap().push_str(&String::from_utf8_lossy(b));
-                // Cancel as soon as the job is known to be running.
+                // Cancel as soon as the job is known to be running. The output has no newline yet:
+                // this also shows that output is passed on as it comes, not line by line.
                 trigger.cancel();
             },
             &cancel,
@@ -407,7 +408,7 @@ async fn cancel_stops_the_container_promptly() {
         "took {:?}",
         started.elapsed()
     );
-    assert_eq!(out.lock().unwrap().as_str(), "started\n");
+    assert_eq!(out.lock().unwrap().as_str(), "started");
     cleanup_and_check(&engine, &job).await;
 }
 
