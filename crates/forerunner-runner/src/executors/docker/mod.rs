@@ -8,7 +8,8 @@
 //!
 //! It deliberately knows nothing about GitLab jobs: the future docker executor turns a job
 //! payload and `[runners.docker]` into [`ContainerSpec`]s and [`ServiceSpec`]s, and decides which
-//! script runs in which stage. [`testimages`] builds the small local images the tests run in.
+//! script runs in which stage. [`image_allowed`] applies `allowed_images`/`allowed_services`.
+//! [`testimages`] builds the small local images the tests run in.
 //!
 //! One job, as the docker executor is meant to drive it:
 //!
@@ -62,12 +63,14 @@
 //! # }
 //! ```
 
+mod allowed;
 mod engine;
 mod error;
 mod labels;
 mod spec;
 pub mod testimages;
 
+pub use allowed::{image_allowed, not_allowed_message};
 pub use engine::{
     Engine, ImageSource, LabelledObjects, PreparedImage, ScriptOutcome, ServiceReadiness,
     DEFAULT_DOCKER_HOST,
