@@ -439,16 +439,76 @@ async fn timeout_stops_the_container_promptly() {
     cleanup_and_check(&engine, &job).await;
 }
 
+/// Set in the child process of [`cleanup_leftovers_removes_what_a_killed_runner_left`] to
+/// `TOKEN:JOB_ID`: the child plays a runner in the middle of that job.
+const CRASH_JOB_ENV: &str = "FORERUNNER_CRASH_JOB";
+
 #[tokio::test]
-async fn cleanup_leftovers_removes_what_a_crashed_runner_left() {
-    let Some(engine) = engine("cleanup_leftovers_removes_what_a_crashed_runner_left").await else {
+async fn cleanup_leftovers_removes_what_a_killed_runner_left() {
+    const TEST: &str = "cleanup_leftovers_removes_what_a_killed_runner_left";
+    let Some(engine) = engine(TEST).await else {
         return;
     };
+    if let Ok(crash_job) = std::env::var(CRASH_JOB_ENV) {
+        return play_a_runner_mid_job(&engine, &crash_job).await;
+    }
     let job = new_job(&engine);
     let other = new_job(&engine); // a job of another runner: its own short token
     let other_network = engine.create_network(&other).await.unwrap();
 
-    // A "crash": the runner dies while a service and a build container run.
+    // A runner process in the middle of a job with a service, killed with SIGKILL.
+    let mut runner = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", TEST])
+        .env(
+            CRASH_JOB_ENV,
+            format!("{}:{}", job.runner_short_token(), job.job_id()),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let left = loop {
+        let left = engine.job_objects(&job).await.unwrap();
+        if left.containers.len() == 2 && left.networks.len() == 1 && left.volumes.len() == 1 {
+            break left;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the job never got going: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+
+    // The next start of the same runner.
+    let restarted = Engine::connect_to(engine.host()).await.unwrap();
+    let removed = restarted
+        .cleanup_leftovers(job.runner_short_token())
+        .await
+        .unwrap();
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(removed.containers), sorted(left.containers));
+    assert_eq!(removed.networks, left.networks);
+    assert_eq!(removed.volumes, left.volumes);
+    assert!(engine.job_objects(&job).await.unwrap().is_empty());
+
+    // Another runner's objects are not touched.
+    assert_eq!(
+        engine.job_objects(&other).await.unwrap().networks,
+        vec![other_network]
+    );
+    cleanup_and_check(&engine, &other).await;
+}
+
+/// The child's part: start a job with a service and a long build, and never finish it.
+async fn play_a_runner_mid_job(engine: &Engine, crash_job: &str) {
+    let (token, id) = crash_job.split_once(':').unwrap();
+    let job = JobLabels::new(token, id.parse().unwrap());
     let network = engine.create_network(&job).await.unwrap();
     let volume = engine.create_volume(&job, "builds").await.unwrap();
     let service = ServiceSpec {
@@ -461,42 +521,24 @@ async fn cleanup_leftovers_removes_what_a_crashed_runner_left() {
         .start_service(&job, &service, &network)
         .await
         .unwrap();
-    let crashed = tokio::time::timeout(
-        Duration::from_secs(3),
-        engine.run_script(
+    let spec = ContainerSpec {
+        binds: vec![format!("{volume}:/builds")],
+        network: Some(NetworkAttachment {
+            network,
+            aliases: vec![],
+        }),
+        ..ContainerSpec::new(BUSYBOX_IMAGE)
+    };
+    let _ = engine
+        .run_script(
             &job,
-            &ContainerSpec {
-                binds: vec![format!("{volume}:/builds")],
-                ..ContainerSpec::new(BUSYBOX_IMAGE)
-            },
+            &spec,
             "sleep 300\n",
             |_| {},
             &CancellationToken::new(),
             LONG,
-        ),
-    )
-    .await;
-    assert!(crashed.is_err(), "the build should still have been running");
-    let left = engine.job_objects(&job).await.unwrap();
-    assert_eq!(left.containers.len(), 2, "{left:?}");
-
-    // The next start of the same runner.
-    let restarted = Engine::connect_to(engine.host()).await.unwrap();
-    let removed = restarted
-        .cleanup_leftovers(job.runner_short_token())
-        .await
-        .unwrap();
-    assert_eq!(removed.containers.len(), 2, "{removed:?}");
-    assert_eq!(removed.networks, vec![network]);
-    assert_eq!(removed.volumes, vec![volume]);
-    assert!(engine.job_objects(&job).await.unwrap().is_empty());
-
-    // Another runner's objects are not touched.
-    assert_eq!(
-        engine.job_objects(&other).await.unwrap().networks,
-        vec![other_network]
-    );
-    cleanup_and_check(&engine, &other).await;
+        )
+        .await;
 }
 
 #[tokio::test]
