@@ -48,17 +48,17 @@ pub enum TestImageError {
 }
 
 /// Makes sure [`BUSYBOX_IMAGE`] and [`BUSYBOX_ALT_IMAGE`] exist, importing the missing ones.
-/// Idempotent, and only two `inspect` calls when both images exist. Calls in one process are
-/// serialised; calls from several processes at once may both import, which is harmless.
+/// Idempotent, and only two `inspect` calls when both images exist. Calls are serialised within
+/// a process by a mutex and across processes (cargo nextest) by a lock file, so that the images
+/// are imported once.
 pub async fn ensure_test_images(engine: &Engine) -> Result<(), TestImageError> {
     static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _guard = LOCK.lock().await;
-    let mut missing = Vec::new();
-    for image in [BUSYBOX_IMAGE, BUSYBOX_ALT_IMAGE] {
-        if !engine.image_exists(image).await? {
-            missing.push(image);
-        }
+    if missing_images(engine).await?.is_empty() {
+        return Ok(());
     }
+    let _file_lock = ImportLock::acquire(&cache_dir()).await?;
+    let missing = missing_images(engine).await?; // Another process may have imported them.
     if missing.is_empty() {
         return Ok(());
     }
@@ -77,6 +77,60 @@ pub async fn ensure_test_images(engine: &Engine) -> Result<(), TestImageError> {
         tracing::info!(image, "imported test image");
     }
     Ok(())
+}
+
+async fn missing_images(engine: &Engine) -> Result<Vec<&'static str>, EngineError> {
+    let mut missing = Vec::new();
+    for image in [BUSYBOX_IMAGE, BUSYBOX_ALT_IMAGE] {
+        if !engine.image_exists(image).await? {
+            missing.push(image);
+        }
+    }
+    Ok(missing)
+}
+
+/// Where the busybox binary and the import lock are kept between runs.
+fn cache_dir() -> PathBuf {
+    std::env::temp_dir().join("forerunner-test-images")
+}
+
+/// A lock file held while importing; removed on drop. A lock older than a minute is taken to be
+/// left by a killed process and broken.
+struct ImportLock(PathBuf);
+
+impl ImportLock {
+    async fn acquire(dir: &Path) -> Result<Self, TestImageError> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join("import.lock");
+        loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(_) => return Ok(Self(path)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let stale = std::fs::metadata(&path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age > std::time::Duration::from_secs(60));
+                    if stale {
+                        let _ = std::fs::remove_file(&path);
+                    } else {
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+impl Drop for ImportLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// Imports `rootfs` (an uncompressed tar) as `image` (`repo:tag`).
@@ -112,7 +166,7 @@ fn find_or_fetch_busybox() -> Result<PathBuf, TestImageError> {
             )))
         };
     }
-    let cache = std::env::temp_dir().join("forerunner-test-images");
+    let cache = cache_dir();
     let cached = cache.join("busybox");
     if cached.is_file() {
         return Ok(cached);
