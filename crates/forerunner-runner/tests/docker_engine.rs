@@ -45,6 +45,16 @@ fn skip(test: &str, why: &str) {
     let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
+/// The name the test harness knows test function `name` by, for re-running it in a child
+/// process: `name` when this file is the test crate's root, `module::name` when it is a module of
+/// one (e.g. `tests/it/docker_engine.rs`).
+fn harness_name(name: &str) -> String {
+    match module_path!().split_once("::") {
+        Some((_crate, module)) => format!("{module}::{name}"),
+        None => name.to_owned(),
+    }
+}
+
 /// Labels for a job of a runner whose short token is unique to this test run.
 fn new_job(engine: &Engine) -> JobGuard {
     let token = format!("t{:08x}", rand::random::<u32>());
@@ -458,7 +468,7 @@ async fn cleanup_leftovers_removes_what_a_killed_runner_left() {
 
     // A runner process in the middle of a job with a service, killed with SIGKILL.
     let mut runner = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", TEST])
+        .args(["--exact", &harness_name(TEST)])
         .env(
             CRASH_JOB_ENV,
             format!("{}:{}", job.runner_short_token(), job.job_id()),
@@ -670,7 +680,7 @@ fn permission_denied_on_the_socket_is_reported() {
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "permission_denied_on_the_socket_is_reported",
+            &harness_name("permission_denied_on_the_socket_is_reported"),
             "--nocapture",
         ])
         .env(SOCKET_PROBE_ENV, "1")
