@@ -12,25 +12,25 @@
 //!
 //! Every object is labelled through [`JobLabels`], so cleanup finds what to remove by asking the
 //! daemon rather than trusting in-memory bookkeeping that a crash would lose.
+//!
+//! This file holds the connection, images, networks, volumes and build scripts; the service
+//! methods live in `services.rs` and the cleanup methods in `cleanup.rs`, as further `impl
+//! Engine` blocks.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use bollard::container::{AttachContainerResults, LogOutput};
 use bollard::models::{NetworkCreateRequest, VolumeCreateRequest};
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
-    StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
+    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use bollard::{ClientVersion, Docker, API_DEFAULT_VERSION};
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::executors::docker::labels::runner_filters;
-use crate::executors::docker::{ContainerSpec, EngineError, JobLabels, PullPolicy, ServiceSpec};
+use crate::executors::docker::{ContainerSpec, EngineError, JobLabels, PullPolicy};
 
 /// Where the Docker daemon listens when neither `[runners.docker] host` nor `DOCKER_HOST` say.
 pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
@@ -85,45 +85,6 @@ pub enum ScriptOutcome {
     Cancelled,
     /// The timeout passed; the container was stopped.
     TimedOut,
-}
-
-/// Whether a service container is ready for the job, as [`Engine::wait_for_service`] saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ServiceReadiness {
-    /// Every port checked accepts TCP connections, or there was no port to check.
-    Ready {
-        /// The ports that were checked.
-        ports: Vec<u16>,
-    },
-    /// The service's main process ended.
-    Exited {
-        /// Its exit code.
-        code: i64,
-    },
-    /// Some ports still refused connections when the time was up.
-    TimedOut {
-        /// The ports that never answered.
-        ports: Vec<u16>,
-    },
-}
-
-/// Docker objects found by their labels, by name: what a cleanup removed, or what
-/// [`Engine::job_objects`] found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LabelledObjects {
-    /// Containers (removed with their anonymous volumes by a cleanup).
-    pub containers: Vec<String>,
-    /// Networks.
-    pub networks: Vec<String>,
-    /// Named volumes.
-    pub volumes: Vec<String>,
-}
-
-impl LabelledObjects {
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.containers.is_empty() && self.networks.is_empty() && self.volumes.is_empty()
-    }
 }
 
 impl Engine {
@@ -322,129 +283,6 @@ impl Engine {
         Ok(name)
     }
 
-    /// Creates and starts a service container on `network` and returns its name. The image must
-    /// be available already (see [`Engine::ensure_image`]).
-    pub async fn start_service(
-        &self,
-        job: &JobLabels,
-        spec: &ServiceSpec,
-        network: &str,
-    ) -> Result<String, EngineError> {
-        let what = spec.aliases.first().map_or("service", String::as_str);
-        let name = job.object_name(&format!("svc-{what}"));
-        let options = CreateContainerOptionsBuilder::default().name(&name).build();
-        self.docker
-            .create_container(
-                Some(options),
-                spec.to_create_body(job.for_role("service"), network),
-            )
-            .await
-            .map_err(|e| {
-                EngineError::api(
-                    format!(
-                        "create service container {name} from image {:?}",
-                        spec.image
-                    ),
-                    e,
-                )
-            })?;
-        self.docker
-            .start_container(&name, None)
-            .await
-            .map_err(|e| EngineError::api(format!("start service container {name}"), e))?;
-        Ok(name)
-    }
-
-    /// Waits until the service container `name` accepts TCP connections on the ports its image
-    /// exposes (or on `HEALTHCHECK_TCP_PORT` from its environment, as the official runner does),
-    /// trying from this host to the container's address on each of its networks.
-    ///
-    /// Returns early when the service exits. A service exposing no port counts as ready at once.
-    /// Unlike the official runner, no helper container is involved, so this only works when the
-    /// runner runs on the Docker host itself (container addresses must be routable from here);
-    /// with a remote daemon, expect [`ServiceReadiness::TimedOut`].
-    pub async fn wait_for_service(
-        &self,
-        name: &str,
-        timeout: Duration,
-    ) -> Result<ServiceReadiness, EngineError> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let info = self
-                .docker
-                .inspect_container(name, None)
-                .await
-                .map_err(|e| EngineError::api(format!("inspect service container {name}"), e))?;
-            let state = info.state.unwrap_or_default();
-            if state.running != Some(true) && state.status.is_some() {
-                let status = state.status.map(|s| s.to_string()).unwrap_or_default();
-                if status != "created" {
-                    return Ok(ServiceReadiness::Exited {
-                        code: state.exit_code.unwrap_or(-1),
-                    });
-                }
-            }
-            let config = info.config.unwrap_or_default();
-            let ports = service_ports(
-                config.exposed_ports.as_deref().unwrap_or_default(),
-                config.env.as_deref().unwrap_or_default(),
-            );
-            let addresses: Vec<std::net::IpAddr> = info
-                .network_settings
-                .and_then(|n| n.networks)
-                .unwrap_or_default()
-                .into_values()
-                .filter_map(|e| e.ip_address.filter(|ip| !ip.is_empty()))
-                .filter_map(|ip| ip.parse().ok())
-                .collect();
-            if ports.is_empty() {
-                return Ok(ServiceReadiness::Ready { ports });
-            }
-            let mut closed = Vec::new();
-            for &port in &ports {
-                let mut open = false;
-                for &ip in &addresses {
-                    let attempt = tokio::time::timeout(
-                        Duration::from_secs(1),
-                        tokio::net::TcpStream::connect((ip, port)),
-                    );
-                    if matches!(attempt.await, Ok(Ok(_))) {
-                        open = true;
-                        break;
-                    }
-                }
-                if !open {
-                    closed.push(port);
-                }
-            }
-            if closed.is_empty() {
-                return Ok(ServiceReadiness::Ready { ports });
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Ok(ServiceReadiness::TimedOut { ports: closed });
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-
-    /// The last `tail` lines of a container's stdout and stderr, for example to show why a
-    /// service did not start.
-    pub async fn container_logs(&self, name: &str, tail: usize) -> Result<String, EngineError> {
-        let options = LogsOptionsBuilder::default()
-            .stdout(true)
-            .stderr(true)
-            .tail(&tail.to_string())
-            .build();
-        let mut logs = self.docker.logs(name, Some(options));
-        let mut out = Vec::new();
-        while let Some(item) = logs.next().await {
-            let item = item
-                .map_err(|e| EngineError::api(format!("read the logs of container {name}"), e))?;
-            out.extend_from_slice(item.as_ref());
-        }
-        Ok(String::from_utf8_lossy(&out).into_owned())
-    }
-
     /// Runs `script` in a fresh build container made from `spec`: the script is written to the
     /// standard input of the container's command (`sh` by default), stdout and stderr are passed
     /// to `on_output` as they arrive, and the container is removed afterwards.
@@ -595,7 +433,7 @@ impl Engine {
     }
 
     /// Removes a container, killing it if it still runs, with its anonymous volumes.
-    async fn remove_container(&self, name: &str) -> Result<(), EngineError> {
+    pub(super) async fn remove_container(&self, name: &str) -> Result<(), EngineError> {
         let options = RemoveContainerOptionsBuilder::default()
             .force(true)
             .v(true)
@@ -605,147 +443,6 @@ impl Engine {
             // 404: already gone; 409: removal already in progress.
             Err(e) if is_not_found(&e) || status_code(&e) == Some(409) => Ok(()),
             Err(e) => Err(EngineError::api(format!("remove container {name}"), e)),
-        }
-    }
-
-    /// Removes every container, network and volume of `job`. Safe to call more than once and
-    /// after partial failures; tries everything before reporting the first error.
-    pub async fn cleanup_job(&self, job: &JobLabels) -> Result<LabelledObjects, EngineError> {
-        self.remove_labelled(&job.filters()).await
-    }
-
-    /// Removes every container, network and volume labelled with `runner_short_token`: what a
-    /// runner that crashed or was killed left behind. Call it at start-up, before taking jobs.
-    pub async fn cleanup_leftovers(
-        &self,
-        runner_short_token: &str,
-    ) -> Result<LabelledObjects, EngineError> {
-        let report = self
-            .remove_labelled(&runner_filters(runner_short_token))
-            .await?;
-        if !report.is_empty() {
-            tracing::info!(
-                containers = report.containers.len(),
-                networks = report.networks.len(),
-                volumes = report.volumes.len(),
-                "removed Docker leftovers of an earlier run"
-            );
-        }
-        Ok(report)
-    }
-
-    /// Lists, without removing anything, the containers, networks and volumes of `job` that
-    /// still exist.
-    pub async fn job_objects(&self, job: &JobLabels) -> Result<LabelledObjects, EngineError> {
-        let filters = job.filters();
-        let mut found = LabelledObjects::default();
-        let options = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&filters)
-            .build();
-        for c in self
-            .docker
-            .list_containers(Some(options))
-            .await
-            .map_err(|e| EngineError::api("list labelled containers", e))?
-        {
-            found.containers.push(container_name(c.names, c.id));
-        }
-        let options = ListNetworksOptionsBuilder::default()
-            .filters(&filters)
-            .build();
-        for n in self
-            .docker
-            .list_networks(Some(options))
-            .await
-            .map_err(|e| EngineError::api("list labelled networks", e))?
-        {
-            found.networks.extend(n.name);
-        }
-        let options = ListVolumesOptionsBuilder::default()
-            .filters(&filters)
-            .build();
-        let volumes = self
-            .docker
-            .list_volumes(Some(options))
-            .await
-            .map_err(|e| EngineError::api("list labelled volumes", e))?;
-        for v in volumes.volumes.unwrap_or_default() {
-            found.volumes.push(v.name);
-        }
-        Ok(found)
-    }
-
-    async fn remove_labelled(
-        &self,
-        filters: &HashMap<String, Vec<String>>,
-    ) -> Result<LabelledObjects, EngineError> {
-        let mut report = LabelledObjects::default();
-        let mut first_error = None;
-
-        let options = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(filters)
-            .build();
-        let containers = self
-            .docker
-            .list_containers(Some(options))
-            .await
-            .map_err(|e| EngineError::api("list labelled containers", e))?;
-        for c in containers {
-            let Some(id) = c.id.clone() else { continue };
-            let name = container_name(c.names, c.id);
-            match self.remove_container(&id).await {
-                Ok(()) => report.containers.push(name),
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-
-        let options = ListNetworksOptionsBuilder::default()
-            .filters(filters)
-            .build();
-        let networks = self
-            .docker
-            .list_networks(Some(options))
-            .await
-            .map_err(|e| EngineError::api("list labelled networks", e))?;
-        for n in networks {
-            let Some(name) = n.name else { continue };
-            match self.docker.remove_network(&name).await {
-                Ok(()) => report.networks.push(name),
-                Err(e) if is_not_found(&e) => {}
-                Err(e) => {
-                    first_error
-                        .get_or_insert(EngineError::api(format!("remove network {name}"), e));
-                }
-            }
-        }
-
-        let options = ListVolumesOptionsBuilder::default()
-            .filters(filters)
-            .build();
-        let volumes = self
-            .docker
-            .list_volumes(Some(options))
-            .await
-            .map_err(|e| EngineError::api("list labelled volumes", e))?;
-        for v in volumes.volumes.unwrap_or_default() {
-            let options = RemoveVolumeOptionsBuilder::default().force(true).build();
-            match self.docker.remove_volume(&v.name, Some(options)).await {
-                Ok(()) => report.volumes.push(v.name),
-                Err(e) if is_not_found(&e) => {}
-                Err(e) => {
-                    first_error
-                        .get_or_insert(EngineError::api(format!("remove volume {}", v.name), e));
-                }
-            }
-        }
-
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(report),
         }
     }
 }
@@ -763,39 +460,6 @@ fn client(host: &str, version: &ClientVersion) -> Result<Docker, bollard::errors
             uri: host.to_owned(),
         })
     }
-}
-
-/// The TCP ports to check for a service: `HEALTHCHECK_TCP_PORT` if its environment sets it,
-/// else every exposed `PORT/tcp`.
-fn service_ports(exposed: &[String], env: &[String]) -> Vec<u16> {
-    if let Some(port) = env
-        .iter()
-        .filter_map(|kv| kv.strip_prefix("HEALTHCHECK_TCP_PORT="))
-        .filter_map(|p| p.trim().parse().ok())
-        .next_back()
-    {
-        return vec![port];
-    }
-    let mut ports: Vec<u16> = exposed
-        .iter()
-        .filter_map(|p| match p.split_once('/') {
-            Some((port, "tcp")) => port.parse().ok(),
-            None => p.parse().ok(),
-            Some(_) => None,
-        })
-        .collect();
-    ports.sort_unstable();
-    ports.dedup();
-    ports
-}
-
-/// A container's name without Docker's leading `/`, or its id when it has none.
-fn container_name(names: Option<Vec<String>>, id: Option<String>) -> String {
-    names
-        .and_then(|n| n.into_iter().next())
-        .map(|n| n.trim_start_matches('/').to_owned())
-        .or(id)
-        .unwrap_or_default()
 }
 
 /// Parses an API version such as `1.41`.
@@ -824,7 +488,7 @@ fn status_code(e: &bollard::errors::Error) -> Option<u16> {
     }
 }
 
-fn is_not_found(e: &bollard::errors::Error) -> bool {
+pub(super) fn is_not_found(e: &bollard::errors::Error) -> bool {
     status_code(e) == Some(404)
 }
 
@@ -864,17 +528,6 @@ mod tests {
             "registry:5000/group/img:latest"
         );
         assert_eq!(with_default_tag("img@sha256:abc"), "img@sha256:abc");
-    }
-
-    #[test]
-    fn service_ports_prefer_the_healthcheck_variable() {
-        let exposed = ["5432/tcp".to_owned(), "53/udp".to_owned(), "80".to_owned()];
-        assert_eq!(service_ports(&exposed, &[]), vec![80, 5432]);
-        assert_eq!(
-            service_ports(&exposed, &["HEALTHCHECK_TCP_PORT=8080".to_owned()]),
-            vec![8080]
-        );
-        assert!(service_ports(&[], &[]).is_empty());
     }
 
     #[test]

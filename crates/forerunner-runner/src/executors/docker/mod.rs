@@ -64,19 +64,20 @@
 //! ```
 
 mod allowed;
+mod cleanup;
 mod engine;
 mod error;
 mod labels;
+mod services;
 mod spec;
 pub mod testimages;
 
 pub use allowed::{image_allowed, not_allowed_message};
-pub use engine::{
-    Engine, ImageSource, LabelledObjects, PreparedImage, ScriptOutcome, ServiceReadiness,
-    DEFAULT_DOCKER_HOST,
-};
+pub use cleanup::LabelledObjects;
+pub use engine::{Engine, ImageSource, PreparedImage, ScriptOutcome, DEFAULT_DOCKER_HOST};
 pub use error::EngineError;
 pub use labels::{JobLabels, LABEL_JOB_ID, LABEL_MANAGED, LABEL_ROLE, LABEL_RUNNER_TOKEN};
+pub use services::ServiceReadiness;
 pub use spec::{
     parse_cpus, parse_memory, service_aliases, ContainerSpec, NetworkAttachment, PullPolicy,
     ServiceSpec,
