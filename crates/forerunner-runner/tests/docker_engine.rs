@@ -197,20 +197,25 @@ async fn service_is_reachable_by_its_aliases() {
     };
     let job = new_job(&engine);
     let network = engine.create_network(&job).await.unwrap();
+    // The builds directory is shared by the service and the job, as in the official runner.
+    let builds = tempfile::tempdir().unwrap();
+    let builds_bind = format!("{}:/builds", builds.path().display());
     let service = ServiceSpec {
         image: BUSYBOX_ALT_IMAGE.into(),
         aliases: service_aliases(BUSYBOX_ALT_IMAGE, Some("web,web-alias")),
         entrypoint: Some(vec!["sh".into(), "-c".into()]),
         // Starts listening only after a while, so that waiting for it is needed.
         command: Some(vec![
-            "mkdir -p /www && echo \"served by $SERVICE_NAME\" > /www/index.html \
-             && sleep 1 && exec httpd -f -p 8080 -h /www"
+            "mkdir -p /builds/www && echo \"served by $SERVICE_NAME\" > /builds/www/index.html \
+             && sleep 1 && exec httpd -f -p 8080 -h /builds/www"
                 .into(),
         ]),
         env: vec![
             ("SERVICE_NAME".into(), "the web service".into()),
             ("HEALTHCHECK_TCP_PORT".into(), "8080".into()),
         ],
+        binds: vec![builds_bind.clone()],
+        ..ServiceSpec::default()
     };
     let name = engine
         .start_service(&job, &service, &network)
@@ -229,18 +234,24 @@ async fn service_is_reachable_by_its_aliases() {
             network: network.clone(),
             aliases: vec![],
         }),
+        binds: vec![builds_bind],
         ..ContainerSpec::new(BUSYBOX_IMAGE)
     };
     let script = "for host in web web-alias forerunner-test__busybox-alt; do\n\
                   wget -q -O - http://$host:8080/ || exit 1\n\
-                  done\n";
+                  done\n\
+                  echo written by the job > /builds/www/job.txt\n\
+                  wget -q -O - http://web:8080/job.txt\n";
     let (outcome, out) = run(&engine, &job, &spec, script).await;
     assert_eq!(outcome, ScriptOutcome::Exited { code: 0 }, "output: {out}");
     assert_eq!(
-        out.lines()
-            .filter(|l| *l == "served by the web service")
-            .count(),
-        3,
+        out.lines().collect::<Vec<_>>(),
+        [
+            "served by the web service",
+            "served by the web service",
+            "served by the web service",
+            "written by the job"
+        ],
         "output: {out}"
     );
 
@@ -261,6 +272,7 @@ async fn services_that_exit_or_never_listen_are_reported() {
         entrypoint: Some(vec!["sh".into(), "-c".into()]),
         command: Some(vec!["echo cannot start: no config; exit 7".into()]),
         env: vec![("HEALTHCHECK_TCP_PORT".into(), "8080".into())],
+        ..ServiceSpec::default()
     };
     let name = engine
         .start_service(&job, &crashing, &network)

@@ -190,6 +190,12 @@ pub struct ServiceSpec {
     pub command: Option<Vec<String>>,
     /// Environment variables (the job's variables plus the service's own).
     pub env: Vec<(String, String)>,
+    /// Bind mounts and volumes, `source:target[:options]`; the official runner mounts the builds
+    /// directory into services too.
+    pub binds: Vec<String>,
+    /// Runs the service privileged (`[runners.docker] services_privileged`, or `privileged`),
+    /// e.g. for `docker:dind`.
+    pub privileged: bool,
 }
 
 impl ServiceSpec {
@@ -207,6 +213,8 @@ impl ServiceSpec {
             labels: Some(labels),
             host_config: Some(HostConfig {
                 network_mode: Some(network.to_owned()),
+                binds: non_empty(&self.binds),
+                privileged: Some(self.privileged),
                 ..HostConfig::default()
             }),
             networking_config: Some(networking_config(&NetworkAttachment {
@@ -460,9 +468,15 @@ mod tests {
             entrypoint: Some(vec!["/bin/sh".into(), "-c".into()]),
             command: Some(vec!["exec httpd".into()]),
             env: vec![("K".into(), "V".into())],
+            binds: vec!["/h/builds:/builds".into()],
+            privileged: true,
         };
         let body = spec.to_create_body(HashMap::new(), "jobnet");
         assert_eq!(body.cmd, Some(vec!["exec httpd".to_owned()]));
+        let host = body.host_config.clone().unwrap();
+        assert_eq!(host.binds, Some(vec!["/h/builds:/builds".to_owned()]));
+        assert_eq!(host.privileged, Some(true));
+        assert_eq!(host.network_mode.as_deref(), Some("jobnet"));
         assert_eq!(body.env, Some(vec!["K=V".to_owned()]));
         let endpoints = body.networking_config.unwrap().endpoints_config.unwrap();
         assert_eq!(
