@@ -6,6 +6,7 @@
 //! - [`config`]: config.toml, read as a typed view and edited as a document
 //!   that keeps comments and unknown keys; atomic saves.
 //! - [`client`]: the HTTP client for the runner API, with the official retries.
+//! - [`executors`]: where jobs run; so far the Docker Engine layer of the docker executor.
 //! - [`health`]: which answers park a runner entry, and for how long.
 //! - [`rotation`]: when a token is rotated (75 % of its lifetime).
 //! - [`system_id`]: `.runner_system_id`, the runner manager's identity.
@@ -30,6 +31,7 @@
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod executors;
 pub mod health;
 pub mod log;
 pub mod rotation;
