@@ -293,11 +293,12 @@ async fn runners(store: &Store) {
         .create_runner(new_runner(
             RunnerType::InstanceType,
             "glrt-t1_a",
-            &["b", "a"],
+            &["b", "a", "with \"quotes\", commas\u{1f}"],
         ))
         .await
         .unwrap();
-    assert_eq!(instance.tags, ["a", "b"]);
+    // Any character survives the round trip.
+    assert_eq!(instance.tags, ["a", "b", "with \"quotes\", commas\u{1f}"]);
     assert_eq!(instance.contacted_at, None);
     let mut p = new_runner(RunnerType::ProjectType, "glrt-t3_b", &[]);
     p.project_id = Some(project.id);
@@ -371,6 +372,9 @@ async fn runners(store: &Store) {
     let mut f = all();
     f.tags = vec!["a".into(), "b".into()];
     assert_eq!(list(f).await, [instance.id]);
+    let mut f = all();
+    f.tags = vec!["a".into(), "nope".into()];
+    assert_eq!(list(f).await, Vec::<i64>::new());
     let mut f = all();
     f.active = Some(false);
     assert_eq!(list(f).await, [project_runner.id]);

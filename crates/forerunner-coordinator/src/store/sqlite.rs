@@ -587,14 +587,11 @@ impl NamespaceStore for SqliteStore {
 
 // ---------------------------------------------------------------- runners
 
-/// Tags are joined with the unit separator, which GitLab tags cannot contain.
-const TAG_SEPARATOR: char = '\u{1f}';
-
 const RUNNER_COLUMNS: &str = "r.id, r.runner_type, r.registration_type, r.token_short,
     r.token_expires_at, r.description, r.maintenance_note, r.active, r.locked, r.run_untagged,
     r.access_level, r.maximum_timeout, r.group_id, r.creator_id, r.name, r.contacted_at,
     r.queue_version, r.created_at,
-    (SELECT group_concat(tag, char(31)) FROM runner_tags t WHERE t.runner_id = r.id) AS tags,
+    (SELECT json_group_array(tag) FROM runner_tags t WHERE t.runner_id = r.id) AS tags,
     (SELECT group_concat(project_id) FROM
         (SELECT project_id FROM runner_projects rp WHERE rp.runner_id = r.id ORDER BY rp.created_at, rp.project_id)) AS project_ids";
 
@@ -603,9 +600,12 @@ fn runner_from_row(row: &SqliteRow) -> StoreResult<Runner> {
     let runner_type: String = get(row, "runner_type")?;
     let registration_type: String = get(row, "registration_type")?;
     let access_level: String = get(row, "access_level")?;
-    let mut tags: Vec<String> = get::<Option<String>>(row, "tags")?
-        .map(|s| s.split(TAG_SEPARATOR).map(str::to_owned).collect())
-        .unwrap_or_default();
+    let tags_json: Option<String> = get(row, "tags")?;
+    let mut tags: Vec<String> = match tags_json {
+        Some(json) => serde_json::from_str(&json)
+            .map_err(|err| bad(format!("malformed tag list {json:?}: {err}")))?,
+        None => Vec::new(),
+    };
     tags.sort();
     let project_ids = get::<Option<String>>(row, "project_ids")?
         .map(|s| s.split(',').filter_map(|id| id.parse().ok()).collect())
