@@ -606,12 +606,20 @@ impl Planner<'_> {
                     },
                 );
             }
+            // Rule and matrix variables join the values used for
+            // expansion; references between variables are expanded again.
             let mut eval = vars.clone();
             for v in &job_vars {
                 if !self.input.variables.iter().any(|(k, _)| *k == v.key) {
                     eval.insert(v.key.clone(), v.value.clone());
                 }
             }
+            let raw: Vec<String> = job_vars
+                .iter()
+                .filter(|v| !v.expand)
+                .map(|v| v.key.clone())
+                .collect();
+            expand_values(&mut eval, &raw);
             let x = |s: &str| expand(s, &eval, Unknown::Keep);
             let image = def.image.clone().map(|mut img| {
                 img.name = x(&img.name);
