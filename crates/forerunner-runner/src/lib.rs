@@ -6,7 +6,14 @@
 //! - [`config`]: config.toml, read as a typed view and edited as a document
 //!   that keeps comments and unknown keys; atomic saves.
 //! - [`client`]: the HTTP client for the runner API, with the official retries.
-//! - [`executors`]: where jobs run; so far the Docker Engine layer of the docker executor.
+//! - [`executors`]: where jobs run: the `Executor` trait and its lifecycle, the
+//!   shell executor, the Docker Engine layer of the docker executor.
+//! - [`job`]: running one job — stages in the official order, cache and
+//!   artifacts, timeouts, graceful cancel and abort, the final report.
+//! - [`job_log`]: the job's log: masking, the trace buffer, the incremental
+//!   trace sender.
+//! - [`shells`]: pure bash script generation (golden-tested).
+//! - [`metrics`]: Prometheus metrics under the official names and `/metrics`.
 //! - [`health`]: which answers park a runner entry, and for how long.
 //! - [`rotation`]: when a token is rotated (75 % of its lifetime).
 //! - [`system_id`]: `.runner_system_id`, the runner manager's identity.
@@ -33,8 +40,12 @@ pub mod client;
 pub mod config;
 pub mod executors;
 pub mod health;
+pub mod job;
+pub mod job_log;
 pub mod log;
+pub mod metrics;
 pub mod rotation;
+pub mod shells;
 pub mod system_id;
 
 /// The runner's version, reported to GitLab and in `Runtime platform`.

@@ -6,3 +6,5 @@ mod atomic_write;
 mod client;
 mod config_fixtures;
 mod dependencies;
+mod job;
+mod shells;
