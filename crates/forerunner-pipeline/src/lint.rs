@@ -16,7 +16,7 @@ use crate::expr::Condition;
 use crate::model::{
     AllowFailure, Artifacts, Cache, CacheKey, Changes, Duration, Environment, Image, Inherit,
     JobDef, Model, Need, Parallel, Policy, Report, Retry, Rule, Service, VariableDef, When,
-    Workflow,
+    Workflow, MAX_WEIGHT,
 };
 use crate::plan::parallel_instances;
 use crate::yaml::{Key, Node, Value};
@@ -180,12 +180,18 @@ struct Defaults {
 
 struct Ctx<'a> {
     sink: &'a mut Sink,
+    /// Parsed expressions by source text: aliases can repeat one
+    /// expression many times, and each parse compiles regexes.
+    conditions: HashMap<String, Result<Condition, String>>,
 }
 
 /// Validates a composed configuration. Returns the model even when errors
 /// were found (the caller decides from the diagnostics).
 pub(crate) fn lint(root: &Node, sink: &mut Sink) -> Model {
-    let mut cx = Ctx { sink };
+    let mut cx = Ctx {
+        sink,
+        conditions: HashMap::new(),
+    };
     cx.model(root)
 }
 
@@ -435,7 +441,12 @@ impl Ctx<'_> {
 
     fn condition(&mut self, node: &Node, path: &str) -> Option<Condition> {
         let text = self.string(node, path)?;
-        match Condition::parse(&text) {
+        let parsed = self
+            .conditions
+            .entry(text.clone())
+            .or_insert_with(|| Condition::parse(&text))
+            .clone();
+        match parsed {
             Ok(c) => Some(c),
             Err(e) => {
                 self.error(
@@ -527,6 +538,7 @@ impl Ctx<'_> {
         defaults.workflow_rules = model.workflow.rules.is_some();
 
         let mut seen_jobs = 0;
+        let mut weight: usize = 0;
         for (key, node) in entries {
             if is_global_keyword(&key.name) {
                 if let Value::Map(_) = node.value {
@@ -581,6 +593,18 @@ impl Ctx<'_> {
             }
             seen_jobs += 1;
             if let Some(job) = self.job(&key.name, key, node, &path, &model.stages, &defaults) {
+                weight = weight.saturating_add(job.weight());
+                if weight > MAX_WEIGHT {
+                    self.error(
+                        &key.mark,
+                        &path,
+                        format!(
+                            "the jobs hold more than {MAX_WEIGHT} script lines and values in total \
+                             (aliases and `default:` are copied into every job); share less"
+                        ),
+                    );
+                    break;
+                }
                 model.jobs.push(job);
             }
         }

@@ -391,3 +391,25 @@ pub struct JobDef {
     /// `parallel:`.
     pub parallel: Option<Parallel>,
 }
+
+/// Most values (script lines, variables, …) all jobs of one configuration
+/// or plan may hold; beyond it the configuration is refused rather than
+/// exhausting memory (a small file can expand hugely through aliases,
+/// `default:` and `parallel`).
+pub(crate) const MAX_WEIGHT: usize = 2_000_000;
+
+impl JobDef {
+    /// How many values the job holds, roughly: what copying it costs.
+    pub(crate) fn weight(&self) -> usize {
+        1 + self.before_script.len()
+            + self.script.len()
+            + self.after_script.len()
+            + self.variables.len()
+            + self.tags.len()
+            + self.services.len()
+            + self.cache.len()
+            + self.needs.as_ref().map_or(0, Vec::len)
+            + self.dependencies.as_ref().map_or(0, Vec::len)
+            + self.rules.as_ref().map_or(0, Vec::len)
+    }
+}

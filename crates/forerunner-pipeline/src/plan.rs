@@ -17,7 +17,7 @@ use crate::diagnostic::{join_key, Diagnostic, Mark, Sink};
 use crate::glob;
 use crate::model::{
     AllowFailure, Artifacts, Cache, Changes, Duration, Environment, Image, JobDef, Model, Need,
-    Parallel, Policy, Retry, Rule, Service, VariableDef, When,
+    Parallel, Policy, Retry, Rule, Service, VariableDef, When, MAX_WEIGHT,
 };
 use crate::variables::{expand, expand_values, Unknown};
 
@@ -351,7 +351,21 @@ impl Planner<'_> {
             .map(|n| expand(n, &pipeline_vars, Unknown::Empty));
 
         let mut jobs = Vec::new();
+        let mut weight: usize = 0;
         for def in &model.jobs {
+            let instances = parallel_instances(def).len().max(1);
+            weight = weight.saturating_add(def.weight().saturating_mul(instances));
+            if weight > MAX_WEIGHT {
+                self.sink.error(
+                    &def.mark,
+                    &join_key("jobs", &def.name),
+                    format!(
+                        "the planned jobs would hold more than {MAX_WEIGHT} script lines and values \
+                         (`parallel` copies the job); reduce `parallel` or the job's size"
+                    ),
+                );
+                return PlanOutcome::Failed;
+            }
             self.plan_job(def, &workflow_vars, &mut jobs);
         }
         if jobs.is_empty() || jobs.iter().all(|j| j.stage == ".pre" || j.stage == ".post") {

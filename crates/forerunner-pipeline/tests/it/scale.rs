@@ -50,3 +50,58 @@ fn many_duplicate_keys_and_errors() {
         start.elapsed()
     );
 }
+
+/// A few kilobytes that alias-expand into a huge `default:` copied into
+/// many jobs are refused with a diagnostic instead of exhausting memory.
+#[test]
+fn default_copies_are_bounded() {
+    let mut source = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..5 {
+        let p = i - 1;
+        let _ = writeln!(
+            source,
+            "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]"
+        );
+    }
+    // a4 is 100 000 lines (nested lists are flattened into scripts).
+    source = source.replace("a0:", ".a0:").replace("\na", "\n.a");
+    source.push_str("default:\n  before_script: *a4\n");
+    for i in 0..100 {
+        let _ = writeln!(source, "job{i}:\n  script: x");
+    }
+    let start = Instant::now();
+    let compiled = compile(".gitlab-ci.yml", &source, &NoFiles);
+    assert!(compiled.has_errors(), "expected a size error");
+    assert!(
+        compiled
+            .diagnostics
+            .iter()
+            .any(|d| d.message.contains("more than")),
+        "{:?}",
+        compiled.diagnostics
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        start.elapsed()
+    );
+}
+
+/// `parallel` multiplies a large job; planning refuses past the limit.
+#[test]
+fn parallel_copies_are_bounded() {
+    let mut source = String::from(".a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..5 {
+        let p = i - 1;
+        let _ = writeln!(
+            source,
+            ".a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]"
+        );
+    }
+    source.push_str("job:\n  script: *a4\n  parallel: 200\n");
+    let compiled = compile(".gitlab-ci.yml", &source, &NoFiles);
+    let model = compiled.model.expect("the file itself is valid");
+    let report = plan(&model, &PlanInput::branch("main"));
+    assert!(matches!(report.outcome, PlanOutcome::Failed));
+    assert!(report.diagnostics[0].message.contains("parallel"));
+}
