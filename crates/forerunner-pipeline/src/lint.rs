@@ -147,6 +147,9 @@ const MAX_TIMEOUT: u64 = 30 * 86_400;
 const MAX_START_IN: u64 = 7 * 86_400;
 /// Most jobs one `parallel` may create.
 const MAX_PARALLEL: usize = 200;
+/// How many `needs`/`dependencies` entries of one list are checked one by
+/// one; longer lists are already an error and would only repeat it.
+const MAX_CHECKED_REFERENCES: usize = 200;
 /// Longest job name GitLab accepts.
 const MAX_JOB_NAME: usize = 255;
 
@@ -2107,7 +2110,7 @@ impl Ctx<'_> {
 
         if let Some(deps) = &job.dependencies {
             if let Some(needs) = &job.needs {
-                for d in deps {
+                for d in deps.iter().take(MAX_CHECKED_REFERENCES) {
                     if !needs.iter().any(|n| n.job == *d) {
                         let (mark, p) = locate_need(
                             node.get("dependencies"),
@@ -2229,7 +2232,7 @@ impl Ctx<'_> {
             }
             for (list_path, needs, list_mark, list) in need_lists {
                 let mut seen: HashMap<&str, usize> = HashMap::new();
-                for need in needs {
+                for need in needs.iter().take(MAX_CHECKED_REFERENCES) {
                     let count = seen.entry(need.job.as_str()).or_insert(0);
                     *count += 1;
                     let (mark, p) = locate_need(list, &need.job, *count, &list_path, &list_mark);
@@ -2258,7 +2261,7 @@ impl Ctx<'_> {
                 let list_mark = mark_of("dependencies");
                 let list_path = join_key(&path, "dependencies");
                 let list = node.and_then(|n| n.get("dependencies"));
-                for d in deps {
+                for d in deps.iter().take(MAX_CHECKED_REFERENCES) {
                     let (mark, p) = locate_need(list, d, 1, &list_path, &list_mark);
                     self.check_dependency(job, d, false, &by_name, &mark, &p, "depends on");
                 }
@@ -2315,7 +2318,14 @@ impl Ctx<'_> {
         let Some(other) = by_name.get(dep) else {
             if !optional {
                 let names: Vec<&str> = by_name.keys().map(String::as_str).collect();
-                let hint = closest(dep, &names).map_or_else(
+                // Suggestions cost an edit distance per job; skip them for
+                // huge pipelines.
+                let suggestion = if names.len() <= 1000 {
+                    closest(dep, &names)
+                } else {
+                    None
+                };
+                let hint = suggestion.map_or_else(
                     || "; define that job, fix the name, or drop the reference".to_owned(),
                     |c| format!("; did you mean `{c}`?"),
                 );

@@ -411,5 +411,24 @@ impl JobDef {
             + self.needs.as_ref().map_or(0, Vec::len)
             + self.dependencies.as_ref().map_or(0, Vec::len)
             + self.rules.as_ref().map_or(0, Vec::len)
+            + self.artifacts.as_ref().map_or(0, |a| {
+                a.paths.len()
+                    + a.exclude.len()
+                    + a.reports.iter().map(|r| 1 + r.paths.len()).sum::<usize>()
+            })
+            + self
+                .cache
+                .iter()
+                .map(|c| c.paths.len() + c.fallback_keys.len())
+                .sum::<usize>()
+            + self
+                .services
+                .iter()
+                .map(|s| s.variables.len())
+                .sum::<usize>()
+            + self
+                .image
+                .as_ref()
+                .map_or(0, |i| i.entrypoint.as_ref().map_or(0, Vec::len))
     }
 }

@@ -371,7 +371,9 @@ impl Planner<'_> {
         if jobs.is_empty() || jobs.iter().all(|j| j.stage == ".pre" || j.stage == ".post") {
             return PlanOutcome::NotCreated(NotCreated::NoJobs);
         }
-        self.resolve_needs(&mut jobs);
+        if !self.resolve_needs(&mut jobs) {
+            return PlanOutcome::Failed;
+        }
         jobs.sort_by_key(|j| j.stage_index);
         let stages = model
             .stages
@@ -710,47 +712,46 @@ impl Planner<'_> {
     }
 
     /// Resolves needs and dependencies to the names of planned jobs.
-    fn resolve_needs(&mut self, jobs: &mut [PlannedJob]) {
-        let planned: Vec<(String, String)> = jobs
-            .iter()
-            .map(|j| (j.name.clone(), j.base_name.clone()))
-            .collect();
+    /// Returns false when the resolved needs would be too many to hold.
+    fn resolve_needs(&mut self, jobs: &mut [PlannedJob]) -> bool {
+        // Indexes of the planned names, so that resolving is linear.
+        let mut by_name: HashMap<String, bool> = HashMap::new();
+        let mut by_base: HashMap<String, Vec<String>> = HashMap::new();
+        for j in jobs.iter() {
+            by_name.insert(j.name.clone(), j.name == j.base_name);
+            by_base
+                .entry(j.base_name.clone())
+                .or_default()
+                .push(j.name.clone());
+        }
         let resolve = |name: &str, matrix: &[Vec<(String, Vec<String>)>]| -> Vec<String> {
             if !matrix.is_empty() {
-                let wanted: Vec<String> = matrix_instances(name, matrix)
+                return matrix_instances(name, matrix)
                     .into_iter()
                     .map(|(n, _)| n)
-                    .collect();
-                return planned
-                    .iter()
-                    .filter(|(n, _)| wanted.contains(n))
-                    .map(|(n, _)| n.clone())
+                    .filter(|n| by_name.contains_key(n))
                     .collect();
             }
-            if planned.iter().any(|(n, b)| n == name && b == name) {
+            if by_name.get(name) == Some(&true) {
                 return vec![name.to_owned()];
             }
-            let by_base: Vec<String> = planned
-                .iter()
-                .filter(|(_, b)| b == name)
-                .map(|(n, _)| n.clone())
-                .collect();
-            if !by_base.is_empty() {
-                return by_base;
+            if let Some(instances) = by_base.get(name) {
+                return instances.clone();
             }
-            planned
-                .iter()
-                .filter(|(n, _)| n == name)
-                .map(|(n, _)| n.clone())
-                .collect()
+            if by_name.contains_key(name) {
+                return vec![name.to_owned()];
+            }
+            Vec::new()
         };
+        let mut total: usize = 0;
+        let marks: HashMap<&str, &Mark> = self
+            .model
+            .jobs
+            .iter()
+            .map(|d| (d.name.as_str(), &d.mark))
+            .collect();
         for job in jobs.iter_mut() {
-            let def_mark = self
-                .model
-                .jobs
-                .iter()
-                .find(|d| d.name == job.base_name)
-                .map(|d| d.mark.clone());
+            let def_mark = marks.get(job.base_name.as_str()).map(|m| (*m).clone());
             if let Some(needs) = job.needs.take() {
                 let mut resolved = Vec::new();
                 for need in needs {
@@ -789,7 +790,24 @@ impl Planner<'_> {
                 }
                 job.dependencies = Some(resolved);
             }
+            total = total
+                .saturating_add(job.needs.as_ref().map_or(0, Vec::len))
+                .saturating_add(job.dependencies.as_ref().map_or(0, Vec::len));
+            if total > MAX_WEIGHT {
+                if let Some(mark) = &def_mark {
+                    self.sink.error(
+                        mark,
+                        &join_key(&join_key("jobs", &job.base_name), "needs"),
+                        format!(
+                            "needs on parallel jobs expand to more than {MAX_WEIGHT} entries; \
+                             need fewer instances (`needs:parallel:matrix`) or reduce `parallel`"
+                        ),
+                    );
+                }
+                return false;
+            }
         }
+        true
     }
 }
 
