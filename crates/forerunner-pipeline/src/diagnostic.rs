@@ -102,7 +102,13 @@ pub(crate) struct Sink {
     pub(crate) items: Vec<Diagnostic>,
     /// Rendered diagnostics already pushed, to say each problem once.
     seen: HashSet<String>,
+    /// Problems not kept because [`MAX_DIAGNOSTICS`] were already kept.
+    pub(crate) dropped: usize,
 }
+
+/// Most diagnostics kept for one file; a broken file can produce one per
+/// value, and nobody reads past the first few hundred.
+pub(crate) const MAX_DIAGNOSTICS: usize = 1000;
 
 impl Sink {
     pub(crate) fn error(&mut self, mark: &Mark, path: &str, message: impl Into<String>) {
@@ -122,6 +128,16 @@ impl Sink {
             path: path.to_owned(),
             message,
         };
+        if self.items.len() >= MAX_DIAGNOSTICS {
+            if severity == Severity::Error && !self.items.iter().any(Diagnostic::is_error) {
+                // Never hide the fact that there are errors.
+                self.items.pop();
+                self.dropped += 1;
+            } else {
+                self.dropped += 1;
+                return;
+            }
+        }
         if self.seen.insert(diagnostic.to_string()) {
             self.items.push(diagnostic);
         }

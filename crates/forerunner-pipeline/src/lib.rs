@@ -108,6 +108,19 @@ pub fn compile(file: &str, source: &str, reader: &dyn FileReader) -> Compiled {
         compose::resolve_references(&mut root, &mut sink);
         Some(lint::lint(&root, &mut sink))
     });
+    if sink.dropped > 0 {
+        let mark = Mark::start_of(&std::sync::Arc::from(file));
+        let message = format!(
+            "{} more problems are not shown; fix the ones above first",
+            sink.dropped
+        );
+        sink.items.push(Diagnostic {
+            severity: Severity::Warning,
+            mark,
+            path: String::new(),
+            message,
+        });
+    }
     let model = if sink.has_errors() { None } else { model };
     Compiled {
         model,

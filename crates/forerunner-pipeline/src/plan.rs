@@ -353,8 +353,10 @@ impl Planner<'_> {
         let mut jobs = Vec::new();
         let mut weight: usize = 0;
         for def in &model.jobs {
+            // Every planned job also carries the global variables.
             let instances = parallel_instances(def).len().max(1);
-            weight = weight.saturating_add(def.weight().saturating_mul(instances));
+            let per_job = def.weight() + model.variables.len() + workflow_vars.len();
+            weight = weight.saturating_add(per_job.saturating_mul(instances));
             if weight > MAX_WEIGHT {
                 self.sink.error(
                     &def.mark,

@@ -105,3 +105,17 @@ fn parallel_copies_are_bounded() {
     assert!(matches!(report.outcome, PlanOutcome::Failed));
     assert!(report.diagnostics[0].message.contains("parallel"));
 }
+
+/// A file with thousands of problems reports the first thousand and says
+/// how many more there are.
+#[test]
+fn diagnostics_are_capped() {
+    let mut source = String::from("job:\n  script:\n");
+    for i in 0..5000 {
+        let _ = writeln!(source, "    - {i}");
+    }
+    let compiled = compile(".gitlab-ci.yml", &source, &NoFiles);
+    assert_eq!(compiled.diagnostics.len(), 1001);
+    let last = compiled.diagnostics.last().unwrap();
+    assert!(last.message.starts_with("4000 more problems"), "{last}");
+}
