@@ -1,33 +1,50 @@
 //! Executors: what runs a job's stages somewhere — a shell on this host
-//! ([`shell`]), a Docker container ([`docker`], so far the Engine layer), a
-//! custom driver (to come).
+//! ([`shell`]), a fresh Docker container per stage ([`docker`]), or a
+//! user-provided driver of four executables ([`custom`]). [`for_runner`] is
+//! the one place that turns a `[[runners]]` entry into an executor.
 //!
 //! # Lifecycle
 //!
 //! For each job the runner creates one executor value and calls, in order:
-//! 1. [`Executor::prepare`] once — make the environment ready (directories,
-//!    images, services). A failure here is a `runner_system_failure`.
-//! 2. [`Executor::run`] once per stage, in the job's stage order
+//! 1. [`Executor::configure`] once, before the job's directories are known:
+//!    an executor whose builds directory depends on the job (the custom
+//!    executor's `config_exec`) decides it here. Afterwards the driver reads
+//!    [`Executor::builds_dir`], [`Executor::builds_dir_is_shared`] and
+//!    [`Executor::shared_environment`] to lay out the job.
+//! 2. [`Executor::prepare`] once — make the environment ready (directories,
+//!    images, network, services). Its output goes to the job log. A failure
+//!    of `configure` or `prepare` is a `runner_system_failure`.
+//! 3. [`Executor::run`] once per stage, in the job's stage order
 //!    (`get_sources`, `step_script`, `after_script`, …). Each call gets the
 //!    generated script, a timeout and a cancellation token; it streams the
 //!    stage's output to the given sink as it arrives and returns how the
-//!    stage ended. A non-zero exit is a normal [`Exit::Code`], not an error.
-//! 3. [`Executor::cleanup`] exactly once, whatever happened before — also
-//!    after a failed `prepare` or a cancelled job.
+//!    stage ended. A non-zero exit is a normal [`Exit::Code`], not an error;
+//!    an [`ExecutorError`] is a system failure. When
+//!    [`Executor::sources_on_host`] says so, the driver runs `get_sources`
+//!    on the runner's host itself instead (with host paths), and `run` never
+//!    sees that stage.
+//! 4. [`Executor::cleanup`] exactly once, whatever happened before — also
+//!    after a failed `configure`/`prepare` or a cancelled job.
 //!
-//! Executors are used by one job at a time and need not be `Sync`.
+//! Caches and artifacts are handled by the runner on its host, through
+//! [`Executor::host_path`]. Executors are used by one job at a time and need
+//! not be `Sync`.
 
+pub mod custom;
 pub mod docker;
 pub mod process;
 pub mod shell;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use forerunner_protocol::jobs::{JobResponse, JobVariable};
 use tokio_util::sync::CancellationToken;
 
+use crate::config::RunnerConfig;
 pub use crate::executors::process::Exit;
+use crate::job::env::JobDirs;
 
 /// An executor could not do its part (not a script failure).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,21 +72,66 @@ pub struct Stage<'a> {
 /// Where output of a stage goes.
 pub type OutputSink<'a> = &'a mut (dyn FnMut(&[u8]) + Send);
 
+/// What an executor is told about the job when it prepares.
+#[derive(Debug, Clone, Copy)]
+pub struct JobContext<'a> {
+    /// The job payload (image, services, variables as sent, …).
+    pub job: &'a JobResponse,
+    /// The job's directories as the job sees them.
+    pub dirs: &'a JobDirs,
+    /// All job variables in the official order, expanded (the runner's own
+    /// included).
+    pub variables: &'a [JobVariable],
+}
+
 /// Runs a job's stages somewhere: on this host, in a container, through
 /// user scripts. See the module documentation for the lifecycle.
 #[async_trait]
 pub trait Executor: Send {
     /// `shell`, `docker`, `custom`.
     fn name(&self) -> &'static str;
-    /// The builds directory as the job sees it (`CI_BUILDS_DIR`).
+    /// The builds directory as the job sees it (`CI_BUILDS_DIR`). Read after
+    /// [`Executor::configure`].
     fn builds_dir(&self) -> String;
+    /// Whether the builds directory is shared between concurrent jobs, so
+    /// project directories need the runner's short token and the concurrent
+    /// project id in their path (shell: yes; docker: no, each concurrent slot
+    /// has its own `/builds`). Read after [`Executor::configure`].
+    fn builds_dir_is_shared(&self) -> bool {
+        self.shared_environment()
+    }
     /// Whether jobs share this environment (shell) or get a fresh one.
     fn shared_environment(&self) -> bool;
     /// Where a path the job sees is on the runner's host, for the runner's
-    /// own work on the files (cache, artifacts).
+    /// own work on the files (sources when [`Executor::sources_on_host`],
+    /// cache, artifacts).
     fn host_path(&self, job_path: &str) -> PathBuf;
-    /// Makes the environment ready for the job.
-    async fn prepare(&mut self, project_dir: &str) -> Result<(), ExecutorError>;
+    /// Whether the driver runs `get_sources` on the runner's host, with a
+    /// local shell and the [`Executor::host_path`]s of the project and temp
+    /// directories, instead of through [`Executor::run`]. For executors whose
+    /// environment cannot be assumed to have git (the docker executor runs
+    /// any image). Default: no.
+    fn sources_on_host(&self) -> bool {
+        false
+    }
+    /// Decides what depends on the job before its directories are computed
+    /// (`variables` are computed with the runner's configured builds
+    /// directory). Output goes to the job log. Default: nothing to do.
+    async fn configure(
+        &mut self,
+        job: &JobResponse,
+        variables: &[JobVariable],
+        output: OutputSink<'_>,
+    ) -> Result<(), ExecutorError> {
+        let _ = (job, variables, output);
+        Ok(())
+    }
+    /// Makes the environment ready for the job; output goes to the job log.
+    async fn prepare(
+        &mut self,
+        job: &JobContext<'_>,
+        output: OutputSink<'_>,
+    ) -> Result<(), ExecutorError>;
     /// Runs one stage.
     async fn run(
         &mut self,
@@ -77,6 +139,51 @@ pub trait Executor: Send {
         cancel: CancellationToken,
         output: OutputSink<'_>,
     ) -> Result<Exit, ExecutorError>;
-    /// Releases everything `prepare` and `run` created.
+    /// Releases everything `configure`, `prepare` and `run` created.
     async fn cleanup(&mut self);
+}
+
+/// The executor for one job of the `[[runners]]` entry `runner`, running in
+/// concurrent slot `slot` (`CI_CONCURRENT_ID`, 0-based). The job loop calls
+/// this once per job; the executor's name is matched here and only here.
+///
+/// Relative directories are resolved against the process's working directory
+/// (`run -d`), as the official runner does.
+pub fn for_runner(runner: &RunnerConfig, slot: usize) -> Result<Box<dyn Executor>, ExecutorError> {
+    let cwd = std::env::current_dir().map_err(|e| {
+        ExecutorError(format!(
+            "failed to read the working directory to resolve builds_dir: {e}"
+        ))
+    })?;
+    match runner.executor.as_str() {
+        "shell" => {
+            let builds = absolute(&cwd, runner.builds_dir.as_deref().unwrap_or("builds"));
+            Ok(Box::new(shell::ShellExecutor::new(builds)))
+        }
+        "docker" => {
+            let settings = docker::DockerSettings::from_config(runner, &cwd, slot)?;
+            Ok(Box::new(docker::DockerExecutor::new(settings)))
+        }
+        "custom" => {
+            let settings = custom::CustomSettings::from_config(runner, &cwd)?;
+            Ok(Box::new(custom::CustomExecutor::new(settings)))
+        }
+        "" => Err(ExecutorError(
+            "the runner entry has no executor (set `executor = \"shell\"`, \"docker\" or \"custom\" in config.toml)"
+                .into(),
+        )),
+        other => Err(ExecutorError(format!(
+            "executor {other:?} is not supported by forerunner (use shell, docker or custom)"
+        ))),
+    }
+}
+
+/// `path` made absolute against `base` when it is relative.
+pub(crate) fn absolute(base: &Path, path: &str) -> PathBuf {
+    let p = Path::new(path);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
 }

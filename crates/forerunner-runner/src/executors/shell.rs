@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 use crate::executors::process::{run_stage, StageCommand};
-use crate::executors::{Executor, ExecutorError, Exit, OutputSink, Stage};
+use crate::executors::{Executor, ExecutorError, Exit, JobContext, OutputSink, Stage};
 
 /// The shell executor: stages run as `bash` (or `sh`) processes on this host,
 /// each in its own process group, with the runner's environment.
@@ -65,8 +65,12 @@ impl Executor for ShellExecutor {
         PathBuf::from(job_path)
     }
 
-    async fn prepare(&mut self, project_dir: &str) -> Result<(), ExecutorError> {
-        let parent = std::path::Path::new(project_dir)
+    async fn prepare(
+        &mut self,
+        job: &JobContext<'_>,
+        _output: OutputSink<'_>,
+    ) -> Result<(), ExecutorError> {
+        let parent = std::path::Path::new(&job.dirs.project_dir)
             .parent()
             .unwrap_or(&self.builds_dir);
         tokio::fs::create_dir_all(parent).await.map_err(|e| {

@@ -44,7 +44,10 @@ pub struct RunnerSide<'a> {
 pub struct JobDirs {
     /// `CI_BUILDS_DIR`.
     pub builds_dir: String,
-    /// `CI_PROJECT_DIR`: `<builds>/<short token>/<concurrent project id>/<namespace>/<project>`.
+    /// `CI_PROJECT_DIR`: `<builds>/<short token>/<concurrent project id>/<namespace>/<project>`
+    /// when the builds directory is shared between concurrent jobs (shell),
+    /// `<builds>/<namespace>/<project>` when it is not (docker: one `/builds`
+    /// per concurrent slot).
     pub project_dir: String,
     /// `<project dir>.tmp`: file variables and other per-job files.
     pub tmp_dir: String,
@@ -78,8 +81,11 @@ pub struct BuildSettings {
 pub struct SettingError(pub String);
 
 /// Computes the job's directories. Path parts from the server are cleaned
-/// so a crafted project path cannot leave the builds directory.
-pub fn job_dirs(job: &JobResponse, runner: &RunnerSide<'_>) -> JobDirs {
+/// so a crafted project path cannot leave the builds directory. With
+/// `builds_dir_is_shared` (the executor says so), the runner's short token
+/// and the concurrent project id keep concurrent jobs apart, as in the
+/// official runner's `ProjectUniqueDir`.
+pub fn job_dirs(job: &JobResponse, runner: &RunnerSide<'_>, builds_dir_is_shared: bool) -> JobDirs {
     let builds = runner.builds_dir.trim_end_matches('/');
     let full_path: Vec<&str> = job
         .job_info
@@ -92,11 +98,15 @@ pub fn job_dirs(job: &JobResponse, runner: &RunnerSide<'_>) -> JobDirs {
     } else {
         full_path.join("/")
     };
-    let project_dir = format!(
-        "{builds}/{}/{}/{project}",
-        short_token(runner.token),
-        runner.concurrent_project_id
-    );
+    let project_dir = if builds_dir_is_shared {
+        format!(
+            "{builds}/{}/{}/{project}",
+            short_token(runner.token),
+            runner.concurrent_project_id
+        )
+    } else {
+        format!("{builds}/{project}")
+    };
     JobDirs {
         builds_dir: builds.to_owned(),
         tmp_dir: format!("{project_dir}.tmp"),
@@ -353,13 +363,16 @@ mod tests {
 
     #[test]
     fn directories_follow_the_official_layout() {
-        let d = job_dirs(&job(), &runner());
+        let d = job_dirs(&job(), &runner(), true);
         assert_eq!(d.project_dir, "/srv/builds/t3_TgbhXF/0/group/sub/project");
+        let not_shared = job_dirs(&job(), &runner(), false);
+        assert_eq!(not_shared.project_dir, "/srv/builds/group/sub/project");
+        assert_eq!(not_shared.tmp_dir, "/srv/builds/group/sub/project.tmp");
         assert_eq!(d.tmp_dir, "/srv/builds/t3_TgbhXF/0/group/sub/project.tmp");
         let mut evil = job();
         evil.job_info.project_full_path = "../../etc/./passwd".into();
         assert_eq!(
-            job_dirs(&evil, &runner()).project_dir,
+            job_dirs(&evil, &runner(), true).project_dir,
             "/srv/builds/t3_TgbhXF/0/etc/passwd"
         );
     }
@@ -372,7 +385,7 @@ mod tests {
             environment: &env,
             ..runner()
         };
-        let d = job_dirs(&j, &r);
+        let d = job_dirs(&j, &r, true);
         let vars = job_variables(&j, &r, &d);
         let get = |k: &str| vars.iter().find(|v| v.key == k).map(|v| v.value.clone());
         assert_eq!(

@@ -8,6 +8,10 @@
 //! outcome; cache and artifact problems after the script are reported in the
 //! log and fail the job only through artifacts (as GitLab's runner does).
 //!
+//! Sources, caches and artifacts are the runner's work on the host, through
+//! [`Executor::host_path`]; when [`Executor::sources_on_host`] says so (the
+//! docker executor), `get_sources` runs there too, with a local shell.
+//!
 //! Two ways to stop a job: a graceful cancel (the server said `canceling`)
 //! stops the script with SIGTERM and still runs `after_script`; an abort
 //! (the server said `canceled`/`failed`, or the runner is shutting down
@@ -27,7 +31,8 @@ use forerunner_protocol::jobs::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::executors::{Executor, Exit, Stage};
+use crate::executors::shell::ShellExecutor;
+use crate::executors::{Executor, Exit, JobContext, Stage};
 use crate::job::env::{BuildSettings, JobDirs, RunnerSide};
 use crate::job_log::sender::{PatchReply, Signal, TraceSender, TraceTransport};
 use crate::job_log::{ansi, JobLog};
@@ -107,7 +112,11 @@ pub struct StopSignals {
 /// What the runner knows that the job payload does not.
 #[derive(Debug, Clone)]
 pub struct RunContext<'a> {
-    /// Runner facts for variables and directories.
+    /// Runner facts for variables and directories. Its `builds_dir`,
+    /// `executor` and `shared_environment` only serve the variables given to
+    /// [`Executor::configure`]: afterwards the executor's own answers
+    /// ([`Executor::builds_dir`], [`Executor::builds_dir_is_shared`], …)
+    /// lay out the job.
     pub runner: RunnerSide<'a>,
     /// Runner name and system id for the header line.
     pub runner_name: &'a str,
@@ -180,9 +189,11 @@ pub async fn run_job<E: Executor + ?Sized, A: JobApi + ?Sized>(
         ctx.system_id
     ));
 
-    let dirs = env::job_dirs(job, &ctx.runner);
-    let mut vars = env::job_variables(job, &ctx.runner, &dirs);
-    let settings = match env::build_settings(job, &vars) {
+    // Settings come from the job's variables; a bad one fails the job before
+    // the executor does anything.
+    let configured_dirs = env::job_dirs(job, &ctx.runner, exec.builds_dir_is_shared());
+    let configured_vars = env::job_variables(job, &ctx.runner, &configured_dirs);
+    let settings = match env::build_settings(job, &configured_vars) {
         Ok(s) => s,
         Err(e) => {
             log.line(ansi::RED, &format!("ERROR: Job failed: {}", e.0));
@@ -194,7 +205,30 @@ pub async fn run_job<E: Executor + ?Sized, A: JobApi + ?Sized>(
         "prepare_executor",
         &format!("Preparing the \"{}\" executor", exec.name()),
     );
-    let prepared = exec.prepare(&dirs.project_dir).await;
+    let mut sink = |bytes: &[u8]| log.write(bytes);
+    let configured = exec.configure(job, &configured_vars, &mut sink).await;
+    // The executor, once configured, decides where builds go and whether
+    // that directory is shared (the custom executor's config_exec may say).
+    let builds_dir = exec.builds_dir();
+    let runner = RunnerSide {
+        builds_dir: &builds_dir,
+        executor: exec.name(),
+        shared_environment: exec.shared_environment(),
+        ..ctx.runner.clone()
+    };
+    let dirs = env::job_dirs(job, &runner, exec.builds_dir_is_shared());
+    let mut vars = env::job_variables(job, &runner, &dirs);
+    let prepared = match configured {
+        Err(e) => Err(e),
+        Ok(()) => {
+            let job_ctx = JobContext {
+                job,
+                dirs: &dirs,
+                variables: &vars,
+            };
+            exec.prepare(&job_ctx, &mut sink).await
+        }
+    };
     log.section_end("prepare_executor");
     let outcome = match prepared {
         Err(e) => {
@@ -257,11 +291,22 @@ async fn run_stages<E: Executor + ?Sized, A: JobApi + ?Sized>(
     // its script runs.
     let mut outcome: Option<JobOutcome> = None;
     {
+        // Executors that cannot count on git in the job's environment have
+        // the sources fetched here, on the host, into the same directory.
+        let on_host = exec.sources_on_host();
+        let (project_dir, tmp_dir) = if on_host {
+            (
+                host_project.to_string_lossy().into_owned(),
+                exec.host_path(&dirs.tmp_dir).to_string_lossy().into_owned(),
+            )
+        } else {
+            (dirs.project_dir.clone(), dirs.tmp_dir.clone())
+        };
         let sv = script_vars(vars);
         let env = ScriptEnv {
             variables: &sv,
-            project_dir: &dirs.project_dir,
-            tmp_dir: &dirs.tmp_dir,
+            project_dir: &project_dir,
+            tmp_dir: &tmp_dir,
             debug_trace: settings.debug_trace,
         };
         let repo_url = strip_credentials(&job.git_info.repo_url);
@@ -281,16 +326,25 @@ async fn run_stages<E: Executor + ?Sized, A: JobApi + ?Sized>(
             },
         );
         log.section_start("get_sources", "Getting source from Git repository");
-        let exit = run_stage(
-            exec,
-            log,
-            stop,
-            "get_sources",
-            script,
-            remaining(settings.job_timeout),
-            &stop.abort,
-        )
-        .await;
+        let timeout = remaining(settings.job_timeout);
+        let exit = if on_host {
+            let mut host = ShellExecutor::new(exec.host_path(&dirs.builds_dir));
+            run_stage(
+                &mut host,
+                log,
+                stop,
+                "get_sources",
+                script,
+                timeout,
+                &stop.abort,
+            )
+            .await
+        } else {
+            run_stage(exec, log, stop, "get_sources", script, timeout, &stop.abort).await
+        };
+        if let Err(e) = &exit {
+            log.line(ansi::RED, &format!("ERROR: {e}"));
+        }
         log.section_end("get_sources");
         if let Some(o) = stage_failure(exit, FailureReason::RunnerSystemFailure) {
             outcome = Some(o);

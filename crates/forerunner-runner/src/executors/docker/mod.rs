@@ -1,4 +1,5 @@
-//! Groundwork of the docker executor: everything that talks to the Docker Engine.
+//! The docker executor ([`DockerExecutor`], in `executor.rs`) and everything below it that talks
+//! to the Docker Engine.
 //!
 //! [`Engine`] is a thin, typed layer over the Engine API (through bollard, never the `docker`
 //! CLI): connect, make an image available according to the pull policies, create the per-job
@@ -6,9 +7,9 @@
 //! streaming its output, and remove everything a job (or a crashed runner) left behind. Every
 //! object it creates carries the labels of [`JobLabels`], which is what cleanup relies on.
 //!
-//! It deliberately knows nothing about GitLab jobs: the future docker executor turns a job
-//! payload and `[runners.docker]` into [`ContainerSpec`]s and [`ServiceSpec`]s, and decides which
-//! script runs in which stage. [`image_allowed`] applies `allowed_images`/`allowed_services`.
+//! The engine layer deliberately knows nothing about GitLab jobs: [`DockerExecutor`] turns a job
+//! payload and `[runners.docker]` ([`DockerSettings`]) into [`ContainerSpec`]s and
+//! [`ServiceSpec`]s, and decides which script runs in which stage. [`image_allowed`] applies `allowed_images`/`allowed_services`.
 //! [`testimages`] builds the small local images the tests run in.
 //!
 //! One job, as the docker executor is meant to drive it:
@@ -67,6 +68,7 @@ mod allowed;
 mod cleanup;
 mod engine;
 mod error;
+mod executor;
 mod labels;
 mod services;
 mod spec;
@@ -76,6 +78,7 @@ pub use allowed::{image_allowed, not_allowed_message};
 pub use cleanup::LabelledObjects;
 pub use engine::{Engine, ImageSource, PreparedImage, ScriptOutcome, DEFAULT_DOCKER_HOST};
 pub use error::EngineError;
+pub use executor::{cleanup_leftovers_once, DockerExecutor, DockerSettings};
 pub use labels::{JobLabels, LABEL_JOB_ID, LABEL_MANAGED, LABEL_ROLE, LABEL_RUNNER_TOKEN};
 pub use services::ServiceReadiness;
 pub use spec::{

@@ -1,0 +1,745 @@
+//! [`DockerExecutor`]: the docker executor, jobs in containers through the [`Engine`] layer and
+//! no helper image.
+//!
+//! What the job sees matches the official docker executor: the job's `image` (or `[runners.docker]
+//! image`), `CI_BUILDS_DIR=/builds`, `CI_PROJECT_DIR=/builds/<namespace>/<project>`, its
+//! `services` reachable by their aliases on a network of the job's own, `/cache` unless
+//! `disable_cache`. Each stage runs in a fresh container of the job image that mounts the same
+//! builds directory, so files persist between stages as they do with the official executor.
+//!
+//! What differs, deliberately: there is no helper image. `/builds` is a directory of the runner's
+//! host per concurrent slot (`<root>/concurrent-<slot>`), bind-mounted into every build container
+//! and into the services, so the runner fetches the sources (on the host, with the host's git:
+//! [`crate::executors::Executor::sources_on_host`]), restores caches and archives artifacts there
+//! itself. This needs the runner and the daemon on the same host (a remote `DOCKER_HOST` cannot
+//! see the runner's directories).
+//!
+//! Every container, network and volume carries the job's labels ([`JobLabels`]) and is removed in
+//! `cleanup` — after success, failure, timeout or cancel — and, should the runner die, by
+//! [`cleanup_leftovers_once`] before the next job of the same runner starts.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use forerunner_protocol::jobs::Image;
+use forerunner_protocol::tokens::short_token;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::RunnerConfig;
+use crate::executors::docker::{
+    image_allowed, not_allowed_message, parse_cpus, parse_memory, service_aliases, ContainerSpec,
+    Engine, EngineError, ImageSource, JobLabels, NetworkAttachment, PullPolicy, ScriptOutcome,
+    ServiceReadiness, ServiceSpec,
+};
+use crate::executors::{absolute, Executor, ExecutorError, Exit, JobContext, OutputSink, Stage};
+
+/// `[runners.docker]` and the runner entry, validated for the docker executor.
+#[derive(Debug, Clone)]
+pub struct DockerSettings {
+    /// `[runners.docker] host`; `DOCKER_HOST` or the local socket when `None`.
+    pub host: Option<String>,
+    /// The runner's short token (`CI_RUNNER_SHORT_TOKEN`): labels and leftover cleanup.
+    pub runner_short_token: String,
+    /// The builds directory inside containers (`[[runners]] builds_dir`, default `/builds`).
+    pub builds_dir: String,
+    /// This slot's builds directory on the host, bind-mounted at [`DockerSettings::builds_dir`].
+    pub host_builds_dir: PathBuf,
+    /// The cache directory inside containers (`[[runners]] cache_dir`, default `/cache`).
+    pub cache_dir: String,
+    /// Where the `/cache` directories live on the host (one per project below it).
+    pub host_cache_dir: PathBuf,
+    /// `[runners.docker] image`: the image of jobs that name none.
+    pub default_image: Option<String>,
+    /// `pull_policy`, tried in order; empty means `always`.
+    pub pull_policy: Vec<PullPolicy>,
+    /// `allowed_pull_policies`: what a job's `image: pull_policy` may ask for (empty: the
+    /// runner's `pull_policy`).
+    pub allowed_pull_policies: Vec<PullPolicy>,
+    /// `allowed_images` patterns (empty: any).
+    pub allowed_images: Vec<String>,
+    /// `allowed_services` patterns (empty: any).
+    pub allowed_services: Vec<String>,
+    /// Build and service containers run privileged.
+    pub privileged: bool,
+    /// Extra volumes: `host:container[:mode]` binds, or a bare `/path` for a volume that lives as
+    /// long as the job.
+    pub volumes: Vec<String>,
+    /// No `/cache` mount.
+    pub disable_cache: bool,
+    /// Capabilities to add.
+    pub cap_add: Vec<String>,
+    /// Capabilities to drop.
+    pub cap_drop: Vec<String>,
+    /// Memory limit in bytes.
+    pub memory: Option<i64>,
+    /// CPU limit in billionths of a CPU.
+    pub nano_cpus: Option<i64>,
+    /// DNS servers.
+    pub dns: Vec<String>,
+    /// Extra `/etc/hosts` entries (`host:ip`).
+    pub extra_hosts: Vec<String>,
+    /// Network mode of build containers (services stay on the job network).
+    pub network_mode: Option<String>,
+    /// User the build containers run as.
+    pub user: Option<String>,
+    /// How long to wait for services to listen; `None` disables waiting.
+    pub wait_for_services: Option<Duration>,
+    /// Between SIGTERM and SIGKILL when a stage is cancelled or times out.
+    pub stop_grace: Duration,
+}
+
+impl DockerSettings {
+    /// Settings with the official defaults for a runner with short token `runner_short_token`
+    /// whose slot keeps its builds in `host_builds_dir` and caches below `host_cache_dir`.
+    pub fn new(
+        runner_short_token: impl Into<String>,
+        host_builds_dir: PathBuf,
+        host_cache_dir: PathBuf,
+    ) -> Self {
+        Self {
+            host: None,
+            runner_short_token: runner_short_token.into(),
+            builds_dir: "/builds".into(),
+            host_builds_dir,
+            cache_dir: "/cache".into(),
+            host_cache_dir,
+            default_image: None,
+            pull_policy: Vec::new(),
+            allowed_pull_policies: Vec::new(),
+            allowed_images: Vec::new(),
+            allowed_services: Vec::new(),
+            privileged: false,
+            volumes: Vec::new(),
+            disable_cache: false,
+            cap_add: Vec::new(),
+            cap_drop: Vec::new(),
+            memory: None,
+            nano_cpus: None,
+            dns: Vec::new(),
+            extra_hosts: Vec::new(),
+            network_mode: None,
+            user: None,
+            wait_for_services: Some(Duration::from_secs(30)),
+            stop_grace: Duration::from_secs(10),
+        }
+    }
+
+    /// Settings from a `[[runners]]` entry for concurrent slot `slot`. On the host, builds go to
+    /// `<cwd>/docker-builds/<short token>/concurrent-<slot>` and caches to `[runners.docker]
+    /// cache_dir` (relative to `cwd`), else `<cwd>/docker-cache/<short token>`.
+    ///
+    /// `cap_add`/`cap_drop` have no field in the typed config yet and stay empty here.
+    pub fn from_config(
+        runner: &RunnerConfig,
+        cwd: &Path,
+        slot: usize,
+    ) -> Result<Self, ExecutorError> {
+        let docker = runner.docker.clone().unwrap_or_default();
+        let short = short_token(&runner.token);
+        let host_builds = cwd
+            .join("docker-builds")
+            .join(&short)
+            .join(format!("concurrent-{slot}"));
+        let host_cache = match docker.cache_dir.as_deref().filter(|d| !d.trim().is_empty()) {
+            Some(d) => absolute(cwd, d),
+            None => cwd.join("docker-cache").join(&short),
+        };
+        let mut s = Self::new(short, host_builds, host_cache);
+        let invalid = |e: EngineError| ExecutorError(format!("[runners.docker]: {e}"));
+        s.host = docker.host.filter(|h| !h.trim().is_empty());
+        if let Some(b) = runner
+            .builds_dir
+            .as_deref()
+            .filter(|b| !b.trim().is_empty())
+        {
+            s.builds_dir = b.trim_end_matches('/').to_owned();
+        }
+        if let Some(c) = runner.cache_dir.as_deref().filter(|c| !c.trim().is_empty()) {
+            s.cache_dir = c.trim_end_matches('/').to_owned();
+        }
+        s.default_image = docker.image.filter(|i| !i.trim().is_empty());
+        s.pull_policy = parse_policies(&docker.pull_policy).map_err(invalid)?;
+        s.allowed_pull_policies = parse_policies(&docker.allowed_pull_policies).map_err(invalid)?;
+        s.allowed_images = docker.allowed_images;
+        s.allowed_services = docker.allowed_services;
+        s.privileged = docker.privileged;
+        s.volumes = docker.volumes;
+        s.disable_cache = docker.disable_cache;
+        s.memory = docker
+            .memory
+            .as_deref()
+            .filter(|m| !m.trim().is_empty())
+            .map(parse_memory)
+            .transpose()
+            .map_err(invalid)?;
+        s.nano_cpus = docker
+            .cpus
+            .as_deref()
+            .filter(|c| !c.trim().is_empty())
+            .map(parse_cpus)
+            .transpose()
+            .map_err(invalid)?;
+        s.dns = docker.dns;
+        s.extra_hosts = docker.extra_hosts;
+        s.network_mode = docker.network_mode.filter(|n| !n.trim().is_empty());
+        s.user = docker.user.filter(|u| !u.trim().is_empty());
+        s.wait_for_services = match docker.wait_for_services_timeout {
+            Some(t) if t < 0 => None,
+            Some(0) | None => Some(Duration::from_secs(30)),
+            Some(t) => Some(Duration::from_secs(t as u64)),
+        };
+        Ok(s)
+    }
+}
+
+fn parse_policies(values: &[String]) -> Result<Vec<PullPolicy>, EngineError> {
+    values
+        .iter()
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| v.parse())
+        .collect()
+}
+
+/// Runs [`Engine::cleanup_leftovers`] for `runner_short_token` once per process and daemon:
+/// the first job of a runner (or the job loop at start-up) removes what a runner that crashed
+/// left behind; concurrent callers wait for that one cleanup, later ones return at once.
+pub async fn cleanup_leftovers_once(
+    engine: &Engine,
+    runner_short_token: &str,
+) -> Result<(), EngineError> {
+    type Cells = HashMap<String, Arc<tokio::sync::OnceCell<()>>>;
+    // Held only to look up the cell, never across an await.
+    static DONE: Mutex<Option<Cells>> = Mutex::new(None);
+    let cell = {
+        let mut done = DONE.lock().unwrap_or_else(|p| p.into_inner());
+        done.get_or_insert_with(HashMap::new)
+            .entry(format!("{} {runner_short_token}", engine.host()))
+            .or_default()
+            .clone()
+    };
+    cell.get_or_try_init(|| async {
+        engine
+            .cleanup_leftovers(runner_short_token)
+            .await
+            .map(|_| ())
+    })
+    .await
+    .map(|_| ())
+}
+
+/// The docker executor for one job. See the module documentation.
+#[derive(Debug)]
+pub struct DockerExecutor {
+    settings: DockerSettings,
+    engine: Option<Engine>,
+    labels: Option<JobLabels>,
+    image: String,
+    entrypoint: Option<Vec<String>>,
+    network: Option<String>,
+    binds: Vec<String>,
+    host_cache: Option<PathBuf>,
+    cleaned: bool,
+}
+
+impl DockerExecutor {
+    /// An executor that connects to the daemon when it prepares a job.
+    pub fn new(settings: DockerSettings) -> Self {
+        Self {
+            settings,
+            engine: None,
+            labels: None,
+            image: String::new(),
+            entrypoint: None,
+            network: None,
+            binds: Vec::new(),
+            host_cache: None,
+            cleaned: false,
+        }
+    }
+
+    /// The settings in use.
+    pub fn settings(&self) -> &DockerSettings {
+        &self.settings
+    }
+
+    /// The labels of the job's Docker objects, once `prepare` has started.
+    pub fn labels(&self) -> Option<&JobLabels> {
+        self.labels.as_ref()
+    }
+
+    /// The policies for an image of the job: its own `pull_policy` if it sets one (each must be
+    /// allowed), else the runner's.
+    fn policies_for(&self, image: Option<&Image>) -> Result<Vec<PullPolicy>, ExecutorError> {
+        let asked = image.map(|i| i.pull_policy.as_slice()).unwrap_or_default();
+        if asked.is_empty() {
+            return Ok(self.settings.pull_policy.clone());
+        }
+        let asked = parse_policies(asked).map_err(|e| ExecutorError(e.to_string()))?;
+        let allowed = if !self.settings.allowed_pull_policies.is_empty() {
+            self.settings.allowed_pull_policies.clone()
+        } else if !self.settings.pull_policy.is_empty() {
+            self.settings.pull_policy.clone()
+        } else {
+            vec![PullPolicy::Always]
+        };
+        if let Some(p) = asked.iter().find(|p| !allowed.contains(p)) {
+            let allowed: Vec<&str> = allowed.iter().map(|p| p.as_str()).collect();
+            return Err(ExecutorError(format!(
+                "pull_policy {p} of the job is not allowed by this runner (allowed: {}; set \
+                 `[runners.docker] allowed_pull_policies` to accept it)",
+                allowed.join(", ")
+            )));
+        }
+        Ok(asked)
+    }
+
+    async fn pull(
+        &self,
+        engine: &Engine,
+        image: &str,
+        policies: &[PullPolicy],
+        output: &mut (dyn FnMut(&[u8]) + Send),
+    ) -> Result<(), ExecutorError> {
+        if policies.first() != Some(&PullPolicy::Always) && !policies.is_empty() {
+            say(
+                output,
+                &format!(
+                    "Using locally found image version if present due to \"{}\" pull policy",
+                    policies[0]
+                ),
+            );
+        } else {
+            say(output, &format!("Pulling docker image {image} ..."));
+        }
+        let prepared = engine
+            .ensure_image(image, policies)
+            .await
+            .map_err(|e| ExecutorError(e.to_string()))?;
+        let how = match prepared.source {
+            ImageSource::Local => "found locally",
+            ImageSource::Pulled => "pulled",
+        };
+        say(
+            output,
+            &format!("Using docker image {} for {image} ({how}) ...", prepared.id),
+        );
+        Ok(())
+    }
+
+    async fn start_services(
+        &mut self,
+        engine: &Engine,
+        job: &JobContext<'_>,
+        output: &mut (dyn FnMut(&[u8]) + Send),
+    ) -> Result<(), ExecutorError> {
+        let labels = self.labels.clone().expect("labels are set before services");
+        let network = self.network.clone().expect("a network exists for services");
+        let builds_bind = self.binds.first().cloned();
+        let job_env: Vec<(String, String)> = job
+            .variables
+            .iter()
+            .filter(|v| !v.file)
+            .map(|v| (v.key.clone(), v.value.clone()))
+            .collect();
+        let mut started = Vec::new();
+        for service in &job.job.services {
+            if !image_allowed(&service.name, &self.settings.allowed_services, &[]) {
+                output(
+                    not_allowed_message(&service.name, "services", &self.settings.allowed_services)
+                        .as_bytes(),
+                );
+                return Err(ExecutorError(format!(
+                    "the service image {:?} is not allowed by `[runners.docker] allowed_services`",
+                    service.name
+                )));
+            }
+            let policies = self.policies_for(Some(service))?;
+            self.pull(engine, &service.name, &policies, output).await?;
+            let mut env = job_env.clone();
+            env.extend(
+                service
+                    .variables
+                    .iter()
+                    .map(|v| (v.key.clone(), v.value.clone())),
+            );
+            let spec = ServiceSpec {
+                image: service.name.clone(),
+                aliases: service_aliases(&service.name, service.alias.as_deref()),
+                entrypoint: (!service.entrypoint.is_empty()).then(|| service.entrypoint.clone()),
+                command: (!service.command.is_empty()).then(|| service.command.clone()),
+                env,
+                binds: builds_bind.iter().cloned().collect(),
+                privileged: self.settings.privileged,
+            };
+            say(
+                output,
+                &format!(
+                    "Starting service {} (aliases: {}) ...",
+                    service.name,
+                    spec.aliases.join(", ")
+                ),
+            );
+            let name = engine
+                .start_service(&labels, &spec, &network)
+                .await
+                .map_err(|e| ExecutorError(e.to_string()))?;
+            started.push((service.name.clone(), name));
+        }
+        let Some(timeout) = self
+            .settings
+            .wait_for_services
+            .filter(|_| !started.is_empty())
+        else {
+            return Ok(());
+        };
+        say(
+            output,
+            &format!(
+                "Waiting for services to be up and running (timeout {} seconds)...",
+                timeout.as_secs()
+            ),
+        );
+        for (image, name) in started {
+            let readiness = engine
+                .wait_for_service(&name, timeout)
+                .await
+                .map_err(|e| ExecutorError(e.to_string()))?;
+            if !matches!(readiness, ServiceReadiness::Ready { .. }) {
+                let logs = engine.container_logs(&name, 50).await.unwrap_or_default();
+                say(
+                    output,
+                    &format!(
+                        "*** WARNING: Service {name} ({image}) probably didn't start properly \
+                         ({readiness:?}).\n\nService container logs:\n{logs}\n*********"
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One line of executor output in the job log.
+fn say(output: &mut (dyn FnMut(&[u8]) + Send), line: &str) {
+    output(format!("{line}\n").as_bytes());
+}
+
+#[async_trait]
+impl Executor for DockerExecutor {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    fn builds_dir(&self) -> String {
+        self.settings.builds_dir.clone()
+    }
+
+    fn builds_dir_is_shared(&self) -> bool {
+        false
+    }
+
+    fn shared_environment(&self) -> bool {
+        false
+    }
+
+    fn sources_on_host(&self) -> bool {
+        true
+    }
+
+    fn host_path(&self, job_path: &str) -> PathBuf {
+        let under = |root: &str| -> Option<String> {
+            let rest = job_path.strip_prefix(root)?;
+            (rest.is_empty() || rest.starts_with('/'))
+                .then(|| rest.trim_start_matches('/').to_owned())
+        };
+        if let Some(rest) = under(&self.settings.builds_dir) {
+            return self.settings.host_builds_dir.join(rest);
+        }
+        if let (Some(rest), Some(cache)) = (under(&self.settings.cache_dir), &self.host_cache) {
+            return cache.join(rest);
+        }
+        PathBuf::from(job_path)
+    }
+
+    async fn prepare(
+        &mut self,
+        job: &JobContext<'_>,
+        output: OutputSink<'_>,
+    ) -> Result<(), ExecutorError> {
+        let s = &self.settings;
+        let image = job
+            .job
+            .image
+            .as_ref()
+            .map(|i| i.name.trim())
+            .filter(|n| !n.is_empty())
+            .or(s.default_image.as_deref())
+            .ok_or_else(|| {
+                ExecutorError(
+                    "the job names no image and the runner has no default (set `image:` in \
+                     .gitlab-ci.yml or `[runners.docker] image` in config.toml)"
+                        .into(),
+                )
+            })?
+            .to_owned();
+        say(
+            output,
+            &format!("Using Docker executor with image {image} ..."),
+        );
+        let internal: Vec<&str> = s.default_image.iter().map(String::as_str).collect();
+        if !image_allowed(&image, &s.allowed_images, &internal) {
+            output(not_allowed_message(&image, "images", &s.allowed_images).as_bytes());
+            return Err(ExecutorError(format!(
+                "the image {image:?} is not allowed by `[runners.docker] allowed_images`"
+            )));
+        }
+        let engine = Engine::connect(s.host.as_deref())
+            .await
+            .map_err(|e| ExecutorError(e.to_string()))?
+            .with_stop_grace(s.stop_grace);
+        cleanup_leftovers_once(&engine, &s.runner_short_token)
+            .await
+            .map_err(|e| {
+                ExecutorError(format!(
+                    "failed to remove the leftovers of an earlier run: {e}"
+                ))
+            })?;
+        self.engine = Some(engine.clone());
+        self.labels = Some(JobLabels::new(
+            s.runner_short_token.clone(),
+            u64::try_from(job.job.id).unwrap_or_default(),
+        ));
+        let labels = self.labels.clone().expect("just set");
+
+        let host_builds = s.host_builds_dir.clone();
+        tokio::fs::create_dir_all(&host_builds).await.map_err(|e| {
+            ExecutorError(format!(
+                "failed to create the builds directory {} on the host: {e}",
+                host_builds.display()
+            ))
+        })?;
+        let mut binds = vec![format!("{}:{}", host_builds.display(), s.builds_dir)];
+        if !s.disable_cache {
+            let dir = s
+                .host_cache_dir
+                .join(format!("project-{}", job.job.job_info.project_id));
+            tokio::fs::create_dir_all(&dir).await.map_err(|e| {
+                ExecutorError(format!(
+                    "failed to create the cache directory {} on the host: {e}",
+                    dir.display()
+                ))
+            })?;
+            binds.push(format!("{}:{}", dir.display(), s.cache_dir));
+            self.host_cache = Some(dir);
+        }
+        for volume in &s.volumes {
+            let volume = volume.trim();
+            if volume.is_empty() {
+                continue;
+            }
+            if volume.contains(':') {
+                binds.push(volume.to_owned());
+            } else {
+                let name = engine
+                    .create_volume(&labels, "volume")
+                    .await
+                    .map_err(|e| ExecutorError(e.to_string()))?;
+                binds.push(format!("{name}:{volume}"));
+            }
+        }
+        self.binds = binds;
+
+        let policies = self.policies_for(job.job.image.as_ref())?;
+        self.pull(&engine, &image, &policies, output).await?;
+        self.entrypoint = job
+            .job
+            .image
+            .as_ref()
+            .filter(|i| !i.entrypoint.is_empty())
+            .map(|i| i.entrypoint.clone());
+        self.image = image;
+
+        if self.settings.network_mode.is_none() || !job.job.services.is_empty() {
+            let network = engine
+                .create_network(&labels)
+                .await
+                .map_err(|e| ExecutorError(e.to_string()))?;
+            self.network = Some(network);
+        }
+        self.start_services(&engine, job, output).await
+    }
+
+    async fn run(
+        &mut self,
+        stage: Stage<'_>,
+        cancel: CancellationToken,
+        output: OutputSink<'_>,
+    ) -> Result<Exit, ExecutorError> {
+        let (Some(engine), Some(labels)) = (&self.engine, &self.labels) else {
+            return Err(ExecutorError(format!(
+                "the docker executor cannot run stage {} before it is prepared",
+                stage.name
+            )));
+        };
+        let s = &self.settings;
+        let spec = ContainerSpec {
+            image: self.image.clone(),
+            entrypoint: self.entrypoint.clone(),
+            command: Vec::new(),
+            env: Vec::new(),
+            working_dir: Some(s.builds_dir.clone()),
+            binds: self.binds.clone(),
+            privileged: s.privileged,
+            cap_add: s.cap_add.clone(),
+            cap_drop: s.cap_drop.clone(),
+            memory: s.memory,
+            nano_cpus: s.nano_cpus,
+            dns: s.dns.clone(),
+            extra_hosts: s.extra_hosts.clone(),
+            network_mode: s.network_mode.clone(),
+            user: s.user.clone(),
+            network: self.network.clone().map(|network| NetworkAttachment {
+                network,
+                aliases: Vec::new(),
+            }),
+        };
+        let outcome = engine
+            .run_script(
+                labels,
+                &spec,
+                &stage.script,
+                |b| output(b),
+                &cancel,
+                stage.timeout,
+            )
+            .await
+            .map_err(|e| ExecutorError(format!("stage {}: {e}", stage.name)))?;
+        Ok(match outcome {
+            ScriptOutcome::Exited { code } => Exit::Code(i32::try_from(code).unwrap_or(1)),
+            ScriptOutcome::Cancelled => Exit::Cancelled,
+            ScriptOutcome::TimedOut => Exit::TimedOut,
+        })
+    }
+
+    async fn cleanup(&mut self) {
+        if let (Some(engine), Some(labels)) = (&self.engine, &self.labels) {
+            if let Err(e) = engine.cleanup_job(labels).await {
+                tracing::warn!(
+                    job = labels.job_id(),
+                    error = %e,
+                    "failed to remove the job's Docker objects; the next start of this runner \
+                     removes them"
+                );
+            }
+        }
+        self.cleaned = true;
+    }
+}
+
+impl Drop for DockerExecutor {
+    /// A job future dropped before `cleanup` (a runner stopping hard) still removes its
+    /// containers, network and volumes, on the runtime if one is running.
+    fn drop(&mut self) {
+        if self.cleaned {
+            return;
+        }
+        let (Some(engine), Some(labels)) = (self.engine.take(), self.labels.take()) else {
+            return;
+        };
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                let _ = engine.cleanup_job(&labels).await;
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn executor() -> DockerExecutor {
+        let mut e = DockerExecutor::new(DockerSettings::new(
+            "tok",
+            PathBuf::from("/srv/db/concurrent-1"),
+            PathBuf::from("/srv/dc"),
+        ));
+        e.host_cache = Some(PathBuf::from("/srv/dc/project-3"));
+        e
+    }
+
+    #[test]
+    fn job_paths_map_to_the_slot_directory() {
+        let e = executor();
+        assert_eq!(
+            e.host_path("/builds/g/p"),
+            PathBuf::from("/srv/db/concurrent-1/g/p")
+        );
+        assert_eq!(
+            e.host_path("/builds"),
+            PathBuf::from("/srv/db/concurrent-1")
+        );
+        assert_eq!(
+            e.host_path("/cache/x"),
+            PathBuf::from("/srv/dc/project-3/x")
+        );
+        assert_eq!(e.host_path("/buildsx/y"), PathBuf::from("/buildsx/y"));
+    }
+
+    #[test]
+    fn job_pull_policies_must_be_allowed() {
+        let mut e = executor();
+        e.settings.pull_policy = vec![PullPolicy::IfNotPresent];
+        let image = |p: &[&str]| Image {
+            name: "i".into(),
+            pull_policy: p.iter().map(|s| s.to_string()).collect(),
+            ..Image::default()
+        };
+        assert_eq!(
+            e.policies_for(None).unwrap(),
+            vec![PullPolicy::IfNotPresent]
+        );
+        assert_eq!(
+            e.policies_for(Some(&image(&["if-not-present"]))).unwrap(),
+            vec![PullPolicy::IfNotPresent]
+        );
+        let err = e.policies_for(Some(&image(&["always"]))).unwrap_err();
+        assert!(err.0.contains("allowed_pull_policies"), "{err}");
+    }
+
+    #[test]
+    fn settings_come_from_the_runner_entry() {
+        let toml = r#"
+            [[runners]]
+            name = "d"
+            url = "https://gitlab.example.com"
+            token = "glrt-abcdefghijklmnop"
+            executor = "docker"
+            [runners.docker]
+            image = "alpine:3"
+            pull_policy = ["if-not-present", "never"]
+            memory = "64m"
+            cpus = "0.5"
+            wait_for_services_timeout = -1
+        "#;
+        let config =
+            crate::config::Config::parse(Path::new("config.toml"), toml, &|_| None).unwrap();
+        let s = DockerSettings::from_config(&config.runners[0], Path::new("/w"), 2).unwrap();
+        assert_eq!(s.builds_dir, "/builds");
+        assert_eq!(
+            s.host_builds_dir,
+            PathBuf::from("/w/docker-builds/abcdefghi/concurrent-2")
+        );
+        assert_eq!(s.default_image.as_deref(), Some("alpine:3"));
+        assert_eq!(
+            s.pull_policy,
+            vec![PullPolicy::IfNotPresent, PullPolicy::Never]
+        );
+        assert_eq!(s.memory, Some(64 << 20));
+        assert_eq!(s.nano_cpus, Some(500_000_000));
+        assert_eq!(s.wait_for_services, None);
+    }
+}
