@@ -25,9 +25,9 @@
 
 pub mod de;
 pub mod errors;
-pub mod management;
 pub mod failure;
 pub mod jobs;
+pub mod management;
 pub mod paths;
 pub mod runners;
 pub mod tokens;
