@@ -706,7 +706,9 @@ impl Planner<'_> {
                 paths: paths.clone(),
                 compare_to: None,
             };
-            if self.input.changed_files.is_some() && self.changes_match(&changes, vars, "") {
+            // Without push information `changes` is true, so the job is
+            // excluded, as GitLab does for web and scheduled pipelines.
+            if self.changes_match(&changes, vars, "") {
                 return true;
             }
         }
