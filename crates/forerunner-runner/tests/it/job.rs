@@ -1,177 +1,14 @@
 //! The job driver end to end: real bash, a real git repository, a fake
 //! coordinator that applies GitLab's trace rules.
 
-use std::path::Path;
-use std::process::Command;
-use std::sync::Mutex;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use forerunner_protocol::failure::FailureReason;
 use forerunner_protocol::jobs::*;
 use forerunner_runner::executors::shell::ShellExecutor;
-use forerunner_runner::job::env::RunnerSide;
 use forerunner_runner::job::*;
-use forerunner_runner::job_log::masker::Masker;
-use forerunner_runner::job_log::sender::PatchReply;
-use forerunner_runner::job_log::JobLog;
 
-#[derive(Default)]
-struct FakeApi {
-    trace: Mutex<Vec<u8>>,
-    updates: Mutex<Vec<UpdateJobRequest>>,
-    artifacts: Mutex<Vec<(String, Vec<u8>)>>,
-    stored_artifacts: Mutex<std::collections::HashMap<i64, Vec<u8>>>,
-    /// After this many trace bytes, answer `Job-Status: canceling`.
-    cancel_after: Option<usize>,
-}
-
-#[async_trait]
-impl JobApi for FakeApi {
-    async fn update(&self, update: &UpdateJobRequest) -> Result<UpdateReply, String> {
-        self.updates.lock().unwrap().push(update.clone());
-        Ok(UpdateReply {
-            status: 200,
-            job_status: None,
-            update_interval: None,
-        })
-    }
-    async fn patch_trace(&self, offset: u64, bytes: &[u8]) -> Result<PatchReply, String> {
-        let mut t = self.trace.lock().unwrap();
-        if offset as usize != t.len() {
-            return Ok(PatchReply {
-                status: 416,
-                server_len: Some(t.len() as u64),
-                job_status: None,
-                update_interval: None,
-            });
-        }
-        t.extend_from_slice(bytes);
-        let status = match self.cancel_after {
-            Some(n) if t.len() >= n => "canceling",
-            _ => "running",
-        };
-        Ok(PatchReply {
-            status: 202,
-            server_len: Some(t.len() as u64),
-            job_status: Some(status.into()),
-            update_interval: Some(1),
-        })
-    }
-    async fn download_artifacts(&self, dep: &Dependency, to: &Path) -> Result<(), String> {
-        let bytes = self
-            .stored_artifacts
-            .lock()
-            .unwrap()
-            .get(&dep.id)
-            .cloned()
-            .ok_or("404 Not Found")?;
-        std::fs::write(to, bytes).map_err(|e| e.to_string())
-    }
-    async fn upload_artifacts(&self, spec: &ArtifactSpec, file: &Path) -> Result<(), String> {
-        let bytes = std::fs::read(file).map_err(|e| e.to_string())?;
-        self.artifacts
-            .lock()
-            .unwrap()
-            .push((spec.name.clone(), bytes));
-        Ok(())
-    }
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let st = Command::new("git")
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .status()
-        .unwrap();
-    assert!(st.success(), "git {args:?}");
-}
-
-fn repo() -> (tempfile::TempDir, String) {
-    let d = tempfile::tempdir().unwrap();
-    git(d.path(), &["init", "-q"]);
-    std::fs::write(d.path().join("hello.txt"), "hello from the repo\n").unwrap();
-    git(d.path(), &["add", "."]);
-    git(d.path(), &["commit", "-qm", "first"]);
-    let sha = String::from_utf8(
-        Command::new("git")
-            .args(["rev-parse", "HEAD"])
-            .current_dir(d.path())
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap()
-    .trim()
-    .to_owned();
-    (d, sha)
-}
-
-fn v(key: &str, value: &str, masked: bool) -> JobVariable {
-    JobVariable {
-        key: key.into(),
-        value: value.into(),
-        public: !masked,
-        masked,
-        ..Default::default()
-    }
-}
-
-fn job(repo: &Path, sha: &str, script: &[&str], after: &[&str]) -> JobResponse {
-    let mut j = JobResponse {
-        id: 11,
-        token: "glcbt-64_jobtoken".into(),
-        ..Default::default()
-    };
-    j.job_info.project_full_path = "group/project".into();
-    j.job_info.name = "build".into();
-    j.runner_info.timeout = 60;
-    j.git_info = GitInfo {
-        repo_url: format!("file://{}", repo.display()),
-        ref_name: "main".into(),
-        sha: sha.into(),
-        refspecs: vec!["+refs/heads/main:refs/remotes/origin/main".into()],
-        depth: 0,
-        ..Default::default()
-    };
-    j.variables = vec![
-        v("CI_JOB_TOKEN", "glcbt-64_jobtoken", true),
-        v("SECRET", "p4ssw0rd-XYZ", true),
-    ];
-    j.steps = vec![
-        JobStep {
-            name: StepName::Script,
-            script: script.iter().map(|s| s.to_string()).collect(),
-            timeout: 60,
-            when: When::OnSuccess,
-            allow_failure: false,
-        },
-        JobStep {
-            name: StepName::AfterScript,
-            script: after.iter().map(|s| s.to_string()).collect(),
-            timeout: 60,
-            when: When::Always,
-            allow_failure: true,
-        },
-    ];
-    j.features.trace_sections = true;
-    j
-}
-
-struct Env {
-    builds: tempfile::TempDir,
-    cache: tempfile::TempDir,
-}
+use crate::support::{env, job, repo, run_with, Env, FakeApi};
 
 async fn run(
     job: &JobResponse,
@@ -180,53 +17,16 @@ async fn run(
     stop: &StopSignals,
 ) -> (JobOutcome, String) {
     let mut exec = ShellExecutor::new(env.builds.path().to_path_buf());
-    let masked: Vec<String> = job
-        .variables
-        .iter()
-        .filter(|v| v.masked)
-        .map(|v| v.value.clone())
-        .collect();
-    let log = JobLog::new(
-        Masker::new(masked, std::iter::empty::<&str>()),
-        4 << 20,
-        true,
-    );
-    let ctx = RunContext {
-        runner: RunnerSide {
-            builds_dir: env.builds.path().to_str().unwrap(),
-            token: "glrt-t1_abcdefghijklmno",
-            concurrent_id: 0,
-            concurrent_project_id: 0,
-            executor: "shell",
-            shared_environment: true,
-            version: "0.1.0",
-            revision: "test",
-            environment: &[],
-        },
-        runner_name: "test-runner",
-        system_id: "s_0123456789ab",
-        cache_dir: env.cache.path(),
-    };
-    let outcome = run_and_report(
-        job,
-        &ctx,
+    run_with(
         &mut exec,
+        job,
         api,
-        &log,
+        env.builds.path().to_str().unwrap(),
+        env.cache.path(),
+        "glrt-t1_abcdefghijklmno",
         stop,
-        Duration::from_millis(100),
     )
     .await
-    .unwrap();
-    let trace = String::from_utf8_lossy(&api.trace.lock().unwrap()).into_owned();
-    (outcome, trace)
-}
-
-fn env() -> Env {
-    Env {
-        builds: tempfile::tempdir().unwrap(),
-        cache: tempfile::tempdir().unwrap(),
-    }
 }
 
 #[tokio::test]
