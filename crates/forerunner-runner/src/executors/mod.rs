@@ -187,3 +187,63 @@ pub(crate) fn absolute(base: &Path, path: &str) -> PathBuf {
         base.join(p)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(executor: &str, extra: &str) -> RunnerConfig {
+        let toml = format!(
+            "[[runners]]\nname = \"r\"\nurl = \"https://gitlab.example.com\"\n\
+             token = \"glrt-abcdefghijklmnop\"\nexecutor = \"{executor}\"\n{extra}"
+        );
+        let config = crate::config::Config::parse(Path::new("config.toml"), &toml, &|_| None)
+            .expect("valid config");
+        config.runners[0].clone()
+    }
+
+    #[test]
+    fn for_runner_matches_the_executor_name() {
+        let shell = for_runner(&entry("shell", ""), 0).unwrap();
+        assert_eq!(shell.name(), "shell");
+        assert!(shell.builds_dir_is_shared());
+        let docker = for_runner(
+            &entry("docker", "[runners.docker]\nimage = \"alpine\"\n"),
+            1,
+        )
+        .unwrap();
+        assert_eq!(docker.name(), "docker");
+        assert_eq!(docker.builds_dir(), "/builds");
+        assert!(!docker.builds_dir_is_shared() && docker.sources_on_host());
+        assert!(docker
+            .host_path("/builds/g/p")
+            .ends_with("docker-builds/abcdefghi/concurrent-1/g/p"));
+        let custom = for_runner(
+            &entry(
+                "custom",
+                "builds_dir = \"/b\"\n[runners.custom]\nrun_exec = \"/r.sh\"\n",
+            ),
+            0,
+        )
+        .unwrap();
+        assert_eq!(custom.name(), "custom");
+        assert_eq!(custom.builds_dir(), "/b");
+        let err = for_runner(&entry("custom", ""), 0).err().unwrap();
+        assert!(err.0.contains("run_exec"), "{err}");
+        let err = for_runner(&entry("kubernetes", ""), 0).err().unwrap();
+        assert_eq!(
+            err.0,
+            "executor \"kubernetes\" is not supported by forerunner (use shell, docker or custom)"
+        );
+        let err = for_runner(
+            &entry("docker", "[runners.docker]\npull_policy = \"sometimes\"\n"),
+            0,
+        )
+        .err()
+        .unwrap();
+        assert!(
+            err.0.starts_with("[runners.docker]: invalid pull_policy"),
+            "{err}"
+        );
+    }
+}

@@ -1,6 +1,6 @@
 //! The executor conformance suite: one set of scenarios — success, failure exit code,
-//! `after_script` after a failure, timeout, graceful cancel, masking, variables and file
-//! variables, artifacts, cache — that every executor runs through `job::run_and_report` with a
+//! `after_script` after a failure, timeout, graceful cancel, abort (runner stopping hard),
+//! masking, variables and file variables, artifacts, cache — that every executor runs through `job::run_and_report` with a
 //! fake coordinator. The `shell`, `docker` and `custom` modules instantiate every scenario for
 //! their executor; the custom executor uses the example driver in `examples/custom-executor`.
 //!
@@ -407,6 +407,35 @@ async fn artifacts(h: Harness) {
     );
 }
 
+async fn abort(h: Harness) {
+    let (repo, sha) = repo();
+    let j = job(
+        repo.path(),
+        &sha,
+        &["echo started", "sleep 60"],
+        &["echo after-ran"],
+    );
+    let stop = StopSignals::default();
+    let abort = stop.abort.clone();
+    let trigger = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        abort.cancel();
+    });
+    let started = Instant::now();
+    let (outcome, trace) = h.run(&j, &FakeApi::default(), &stop).await;
+    trigger.abort();
+    assert!(started.elapsed() < Duration::from_secs(40), "{trace}");
+    assert_eq!(
+        outcome.failure_reason,
+        Some(FailureReason::RunnerInterrupted),
+        "{trace}"
+    );
+    assert!(
+        !trace.contains("after-ran"),
+        "after_script ran on abort: {trace}"
+    );
+}
+
 fn cache_spec() -> Vec<CacheSpec> {
     vec![CacheSpec {
         key: "deps".into(),
@@ -477,6 +506,7 @@ conformance!(
     after_script_after_failure,
     timeout,
     cancel,
+    abort,
     masking,
     variables,
     artifacts,
@@ -666,5 +696,227 @@ mod docker_only {
             assert!(left.is_empty(), "{left:?}");
         })
         .await;
+    }
+}
+
+mod docker_stop {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_dropped_job_still_removes_its_containers() {
+        // The job loop of a runner that stops hard may drop a job's future.
+        check(Kind::Docker, "docker_stop::dropped_job", |h| async move {
+            let engine = h.engine.clone().unwrap();
+            let (repo, sha) = repo();
+            let j = job(repo.path(), &sha, &["sleep 60"], &[]);
+            let labels = JobLabels::new(h.short(), j.id as u64);
+            let (api, stop) = (FakeApi::default(), StopSignals::default());
+            let run = h.run(&j, &api, &stop);
+            let started = tokio::time::timeout(Duration::from_secs(60), async {
+                tokio::pin!(run);
+                loop {
+                    tokio::select! {
+                        _ = &mut run => panic!("the job ended by itself"),
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    }
+                    let objects = engine.job_objects(&labels).await.unwrap();
+                    if !objects.containers.is_empty() {
+                        return objects;
+                    }
+                }
+            })
+            .await
+            .expect("no build container started");
+            assert!(!started.containers.is_empty());
+            // `run` is dropped here, mid-stage.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let left = engine.job_objects(&labels).await.unwrap();
+                if left.is_empty() {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "still there: {left:?}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+        .await;
+    }
+}
+
+mod custom_only {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    /// A custom executor whose `run_exec` is `run_body` (bash) and whose builds go to a temp dir.
+    fn driver(dir: &std::path::Path, run_body: &str) -> CustomSettings {
+        let run = dir.join("run.sh");
+        std::fs::write(&run, format!("#!/usr/bin/env bash\n{run_body}\n")).unwrap();
+        std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut s = CustomSettings::new(run);
+        s.builds_dir = Some(dir.join("builds").to_string_lossy().into_owned());
+        s.graceful_kill = Duration::from_secs(2);
+        s.force_kill = Duration::from_secs(2);
+        s
+    }
+
+    fn script(dir: &std::path::Path, name: &str, body: &str) -> ExecSpec {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/usr/bin/env bash\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        ExecSpec {
+            path,
+            args: vec![],
+            timeout: Duration::from_secs(30),
+        }
+    }
+
+    async fn run_custom(s: CustomSettings, script_lines: &[&str]) -> (JobOutcome, String) {
+        let (repo, sha) = repo();
+        let j = job(repo.path(), &sha, script_lines, &["echo after"]);
+        let cache = tempfile::tempdir().unwrap();
+        let mut exec = CustomExecutor::new(s);
+        run_with(
+            &mut exec,
+            &j,
+            &FakeApi::default(),
+            "",
+            cache.path(),
+            "glrt-t1_abcdefghijklmno",
+            &StopSignals::default(),
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn every_executable_gets_the_documented_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = driver(
+            dir.path(),
+            r#"echo "stage=$2 id=$CUSTOM_ENV_CI_RUNNER_SHORT_TOKEN codes=$BUILD_FAILURE_EXIT_CODE/$SYSTEM_FAILURE_EXIT_CODE"
+[ "$TMPDIR" = "$PWD" ] && echo tmpdir-is-cwd
+[ -n "$BUILD_EXIT_CODE_FILE" ] && echo has-exit-code-file
+grep -q '"id":11' "$JOB_RESPONSE_FILE" && echo response-ok
+echo "services=$CUSTOM_ENV_CI_JOB_SERVICES"
+bash "$1""#,
+        );
+        let (o, t) = run_custom(s, &["true"]).await;
+        assert_eq!(o.state, JobState::Success, "{t}");
+        for stage in ["get_sources", "build_script", "after_script"] {
+            assert!(
+                t.contains(&format!("stage={stage} id=t1_abcdef codes=1/2")),
+                "{stage}: {t}"
+            );
+        }
+        assert!(t.contains("tmpdir-is-cwd"), "{t}");
+        assert!(t.contains("has-exit-code-file"), "{t}");
+        assert!(t.contains("response-ok"), "{t}");
+        assert!(t.contains("services=[]"), "{t}");
+        assert!(t.contains("Using Custom executor..."), "{t}");
+    }
+
+    #[tokio::test]
+    async fn build_failure_without_exit_code_file_is_exit_code_1() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = driver(
+            dir.path(),
+            r#"bash "$1" || exit "$BUILD_FAILURE_EXIT_CODE""#,
+        );
+        let (o, t) = run_custom(s, &["exit 5"]).await;
+        assert_eq!(o.failure_reason, Some(FailureReason::ScriptFailure), "{t}");
+        assert_eq!(o.exit_code, Some(1), "{t}");
+    }
+
+    #[tokio::test]
+    async fn system_failure_and_unknown_codes_are_runner_system_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = driver(
+            dir.path(),
+            r#"if [ "$2" = build_script ]; then echo broken >&2; exit "$SYSTEM_FAILURE_EXIT_CODE"; fi; bash "$1""#,
+        );
+        let (o, t) = run_custom(s, &["true"]).await;
+        assert_eq!(
+            o.failure_reason,
+            Some(FailureReason::RunnerSystemFailure),
+            "{t}"
+        );
+        assert!(t.contains("broken"), "{t}");
+        assert!(t.contains("reported a system failure (exit code 2)"), "{t}");
+        assert!(t.contains("\nafter\n"), "after_script still runs: {t}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let s = driver(
+            dir.path(),
+            r#"[ "$2" = build_script ] && exit 7; bash "$1""#,
+        );
+        let (o, t) = run_custom(s, &["true"]).await;
+        assert_eq!(
+            o.failure_reason,
+            Some(FailureReason::RunnerSystemFailure),
+            "{t}"
+        );
+        assert!(
+            t.contains("unknown custom executor exit code (exit code 7)"),
+            "{t}"
+        );
+    }
+
+    #[tokio::test]
+    async fn config_exec_output_is_validated_and_builds_dir_required() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = driver(dir.path(), r#"bash "$1""#);
+        s.config_exec = Some(script(
+            dir.path(),
+            "config.sh",
+            "echo 'not json'; echo why >&2",
+        ));
+        let (o, t) = run_custom(s, &["true"]).await;
+        assert_eq!(
+            o.failure_reason,
+            Some(FailureReason::RunnerSystemFailure),
+            "{t}"
+        );
+        assert!(t.contains("printed no valid JSON on stdout"), "{t}");
+        assert!(
+            t.contains("why"),
+            "config_exec stderr goes to the job log: {t}"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = driver(dir.path(), r#"bash "$1""#);
+        s.builds_dir = None;
+        let (o, t) = run_custom(s, &["true"]).await;
+        assert_eq!(
+            o.failure_reason,
+            Some(FailureReason::RunnerSystemFailure),
+            "{t}"
+        );
+        assert!(t.contains("the builds_dir is not configured"), "{t}");
+    }
+
+    #[tokio::test]
+    async fn prepare_exec_timeout_fails_the_job_and_cleanup_still_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("cleaned");
+        let mut s = driver(dir.path(), r#"bash "$1""#);
+        let mut prepare = script(dir.path(), "prepare.sh", "echo preparing; sleep 60");
+        prepare.timeout = Duration::from_secs(1);
+        s.prepare_exec = Some(prepare);
+        s.cleanup_exec = Some(script(
+            dir.path(),
+            "cleanup.sh",
+            &format!("touch {}", marker.display()),
+        ));
+        let started = Instant::now();
+        let (o, t) = run_custom(s, &["true"]).await;
+        assert!(started.elapsed() < Duration::from_secs(20), "{t}");
+        assert_eq!(
+            o.failure_reason,
+            Some(FailureReason::RunnerSystemFailure),
+            "{t}"
+        );
+        assert!(t.contains("preparing"), "{t}");
+        assert!(t.contains("ran past prepare_exec_timeout"), "{t}");
+        assert!(marker.exists(), "cleanup_exec did not run");
     }
 }
