@@ -16,11 +16,13 @@
 //! - `cleanup_exec <cleanup_args…>` always, at the end; its stdout goes to the runner's log at
 //!   debug level and its stderr at warn level; it never changes the job's result.
 //!
-//! Every executable gets the runner's environment plus every job variable as
-//! `CUSTOM_ENV_<KEY>`, `CUSTOM_ENV_CI_JOB_SERVICES` (JSON), `BUILD_FAILURE_EXIT_CODE`,
-//! `SYSTEM_FAILURE_EXIT_CODE`, `BUILD_EXIT_CODE_FILE`, `JOB_RESPONSE_FILE` (the job payload as
-//! JSON), `TMPDIR` (a directory of the job's own, also the executables' working directory, removed
-//! after cleanup) and the `job_env` of `config_exec`. Each runs in its own process group: on a
+//! Every executable gets the runner's environment, the `job_env` of `config_exec`, every job
+//! variable as `CUSTOM_ENV_<KEY>`, `CUSTOM_ENV_CI_JOB_SERVICES` (JSON, empty without services),
+//! `BUILD_FAILURE_EXIT_CODE`, `SYSTEM_FAILURE_EXIT_CODE`, `BUILD_EXIT_CODE_FILE`,
+//! `JOB_RESPONSE_FILE` (the job payload as JSON) and `TMPDIR` (a directory of the job's own, also
+//! the executables' working directory, removed after cleanup). Jobs see
+//! `CI_SHARED_ENVIRONMENT=true`; project directories include the runner's short token and the
+//! concurrent project id only when `config_exec` says `builds_dir_is_shared`. Each runs in its own process group: on a
 //! timeout (`*_exec_timeout`, the job's timeout) or a cancel the group gets SIGTERM, SIGKILL after
 //! `graceful_kill_timeout`, and is abandoned after `force_kill_timeout` more.
 //!
@@ -229,12 +231,22 @@ impl CustomExecutor {
     ) -> Result<Vec<(String, String)>, ExecutorError> {
         let tmp = self.tmp_dir()?;
         let valid = |s: &str| !s.contains('\0');
-        let mut env: Vec<(String, String)> = variables
+        // `job_env` first, so that it cannot override what the runner sets (as the official
+        // runner orders them).
+        let mut env: Vec<(String, String)> = self
+            .driver
+            .job_env
             .iter()
-            .filter(|v| !v.key.is_empty() && !v.key.contains('=') && valid(&v.key))
-            .filter(|v| valid(&v.value))
-            .map(|v| (format!("CUSTOM_ENV_{}", v.key), v.value.clone()))
+            .filter(|(k, v)| !k.is_empty() && !k.contains('=') && valid(k) && valid(v))
+            .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        env.extend(
+            variables
+                .iter()
+                .filter(|v| !v.key.is_empty() && !v.key.contains('=') && valid(&v.key))
+                .filter(|v| valid(&v.value))
+                .map(|v| (format!("CUSTOM_ENV_{}", v.key), v.value.clone())),
+        );
         let services: Vec<serde_json::Value> = job
             .services
             .iter()
@@ -246,18 +258,28 @@ impl CustomExecutor {
                         serde_json::json!(l)
                     }
                 };
+                let alias = s
+                    .alias
+                    .as_deref()
+                    .unwrap_or_default()
+                    .split(|c: char| c == ',' || c.is_whitespace())
+                    .find(|a| !a.is_empty())
+                    .unwrap_or_default();
                 serde_json::json!({
                     "name": s.name,
-                    "alias": s.alias.clone().unwrap_or_default(),
+                    "alias": alias,
                     "entrypoint": list(&s.entrypoint),
                     "command": list(&s.command),
                 })
             })
             .collect();
-        env.push((
-            "CUSTOM_ENV_CI_JOB_SERVICES".into(),
-            serde_json::Value::Array(services).to_string(),
-        ));
+        // Empty without services, a JSON array otherwise (as the official runner).
+        let services = if services.is_empty() {
+            String::new()
+        } else {
+            serde_json::Value::Array(services).to_string()
+        };
+        env.push(("CUSTOM_ENV_CI_JOB_SERVICES".into(), services));
         let path = |p: PathBuf| p.to_string_lossy().into_owned();
         env.extend([
             (
@@ -278,13 +300,6 @@ impl CustomExecutor {
             ),
             ("TMPDIR".to_owned(), path(tmp.to_path_buf())),
         ]);
-        env.extend(
-            self.driver
-                .job_env
-                .iter()
-                .filter(|(k, v)| !k.is_empty() && !k.contains('=') && valid(k) && valid(v))
-                .map(|(k, v)| (k.clone(), v.clone())),
-        );
         Ok(env)
     }
 
@@ -421,8 +436,15 @@ impl Executor for CustomExecutor {
             .unwrap_or_default()
     }
 
-    fn shared_environment(&self) -> bool {
+    /// Whether concurrent jobs share `builds_dir`: what `config_exec` says, else no.
+    fn builds_dir_is_shared(&self) -> bool {
         self.driver.builds_dir_is_shared.unwrap_or(false)
+    }
+
+    /// As the official runner, the custom executor reports a shared environment
+    /// (`CI_SHARED_ENVIRONMENT=true`): the runner cannot know what the driver reuses.
+    fn shared_environment(&self) -> bool {
+        true
     }
 
     fn host_path(&self, job_path: &str) -> PathBuf {
@@ -457,13 +479,16 @@ impl Executor for CustomExecutor {
             if code != 0 {
                 return Err(driver_failure("config_exec", &exec, code));
             }
-            self.driver = serde_json::from_slice(&stdout).map_err(|e| {
-                ExecutorError(format!(
+            // No output at all means nothing to change.
+            if !stdout.iter().all(u8::is_ascii_whitespace) {
+                self.driver = serde_json::from_slice(&stdout).map_err(|e| {
+                    ExecutorError(format!(
                     "the custom executor's config_exec {} printed no valid JSON on stdout: {e} \
                      (expected an object such as {{\"builds_dir\": \"/builds\"}})",
                     exec.path.display()
                 ))
-            })?;
+                })?;
+            }
         }
         let line = match &self.driver.driver {
             Some(DriverInfo {

@@ -798,6 +798,7 @@ mod custom_only {
 [ -n "$BUILD_EXIT_CODE_FILE" ] && echo has-exit-code-file
 grep -q '"id":11' "$JOB_RESPONSE_FILE" && echo response-ok
 echo "services=$CUSTOM_ENV_CI_JOB_SERVICES"
+echo "pd=$CUSTOM_ENV_CI_PROJECT_DIR shared=$CUSTOM_ENV_CI_SHARED_ENVIRONMENT"
 bash "$1""#,
         );
         let (o, t) = run_custom(s, &["true"]).await;
@@ -811,7 +812,13 @@ bash "$1""#,
         assert!(t.contains("tmpdir-is-cwd"), "{t}");
         assert!(t.contains("has-exit-code-file"), "{t}");
         assert!(t.contains("response-ok"), "{t}");
-        assert!(t.contains("services=[]"), "{t}");
+        assert!(t.contains("services=\n"), "{t}");
+        // No config_exec: the builds directory is not shared, the environment is.
+        let pd = format!(
+            "pd={}/builds/group/project shared=true",
+            dir.path().display()
+        );
+        assert!(t.contains(&pd), "{t}");
         assert!(t.contains("Using Custom executor..."), "{t}");
     }
 
