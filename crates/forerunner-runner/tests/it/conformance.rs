@@ -615,6 +615,64 @@ mod docker_only {
     }
 
     #[tokio::test]
+    async fn runner_settings_reach_the_build_container() {
+        check(Kind::Docker, "docker_only::settings", |mut h| async move {
+            let data = h.root.path().join("data");
+            std::fs::create_dir_all(&data).unwrap();
+            std::fs::write(data.join("hello"), "from the host\n").unwrap();
+            h.docker = |s| {
+                s.extra_hosts = vec!["myhost:10.1.2.3".into()];
+                s.cap_drop = vec!["CHOWN".into()];
+                s.memory = Some(64 << 20);
+                s.volumes = vec!["/scratch".into()];
+            };
+            // The bind of the host directory needs its path, which a fn pointer cannot
+            // capture: add it through the settings' volumes after the fact.
+            let mut settings = h.docker_settings();
+            settings.volumes.push(format!("{}:/data:ro", data.display()));
+            let (repo, sha) = repo();
+            let j = job(
+                repo.path(),
+                &sha,
+                &[
+                    "grep myhost /etc/hosts",
+                    "cat /data/hello",
+                    "touch /scratch/x && echo scratch-ok",
+                    "touch f; if chown nobody f 2>/dev/null; then echo chown-allowed; else echo chown-denied; fi",
+                    "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes",
+                ],
+                &[],
+            );
+            let mut exec = DockerExecutor::new(settings);
+            let api = FakeApi::default();
+            let (o, t) = run_with(
+                &mut exec,
+                &j,
+                &api,
+                "/builds",
+                h.cache.path(),
+                &h.token,
+                &StopSignals::default(),
+            )
+            .await;
+            drop(exec);
+            assert_eq!(o.state, JobState::Success, "{t}");
+            assert!(t.contains("10.1.2.3"), "{t}");
+            assert!(t.contains("from the host"), "{t}");
+            assert!(t.contains("scratch-ok"), "{t}");
+            assert!(t.contains("chown-denied"), "{t}");
+            assert!(t.contains("67108864"), "{t}");
+            let engine = h.engine.clone().unwrap();
+            let left = engine
+                .job_objects(&JobLabels::new(h.short(), j.id as u64))
+                .await
+                .unwrap();
+            assert!(left.is_empty(), "{left:?}");
+        })
+        .await;
+    }
+
+    #[tokio::test]
     async fn missing_image_with_pull_policy_never_is_a_system_failure() {
         check(Kind::Docker, "docker_only::pull_never", |h| async move {
             let (repo, sha) = repo();

@@ -241,6 +241,9 @@ pub struct DockerExecutor {
     network: Option<String>,
     binds: Vec<String>,
     host_cache: Option<PathBuf>,
+    /// The job's variables as the build containers' environment (file variables excluded:
+    /// the stage scripts write and export those), as the official executor sets it.
+    env: Vec<(String, String)>,
     cleaned: bool,
 }
 
@@ -256,6 +259,7 @@ impl DockerExecutor {
             network: None,
             binds: Vec::new(),
             host_cache: None,
+            env: Vec::new(),
             cleaned: false,
         }
     }
@@ -561,6 +565,12 @@ impl Executor for DockerExecutor {
             .filter(|i| !i.entrypoint.is_empty())
             .map(|i| i.entrypoint.clone());
         self.image = image;
+        self.env = job
+            .variables
+            .iter()
+            .filter(|v| !v.file)
+            .map(|v| (v.key.clone(), v.value.clone()))
+            .collect();
 
         if self.settings.network_mode.is_none() || !job.job.services.is_empty() {
             let network = engine
@@ -589,7 +599,7 @@ impl Executor for DockerExecutor {
             image: self.image.clone(),
             entrypoint: self.entrypoint.clone(),
             command: Vec::new(),
-            env: Vec::new(),
+            env: self.env.clone(),
             working_dir: Some(s.builds_dir.clone()),
             binds: self.binds.clone(),
             privileged: s.privileged,
