@@ -179,7 +179,14 @@ async fn manageable_runner(state: &AppState, caller: &Caller, id: &str) -> ApiRe
     Ok(runner)
 }
 
-async fn details(state: &AppState, base: &BaseUrl, runner: &Runner) -> ApiResult<Response> {
+/// `RunnerDetails` of `runner`; the maintenance note only for those who may
+/// change the runner, as GitLab shows it.
+async fn details(
+    state: &AppState,
+    caller: &Caller,
+    base: &BaseUrl,
+    runner: &Runner,
+) -> ApiResult<Response> {
     let managers = state.store.runners.managers(runner.id).await?;
     let mut projects = Vec::new();
     for id in &runner.project_ids {
@@ -192,7 +199,7 @@ async fn details(state: &AppState, base: &BaseUrl, runner: &Runner) -> ApiResult
         None => None,
     };
     let creator = creator(state, runner).await?;
-    Ok(Json(present::runner_details(
+    let mut body = present::runner_details(
         runner,
         creator.as_ref(),
         &managers,
@@ -200,8 +207,11 @@ async fn details(state: &AppState, base: &BaseUrl, runner: &Runner) -> ApiResult
         group.as_ref(),
         base,
         now(),
-    ))
-    .into_response())
+    );
+    if !access::can_manage_runner(state, &caller.auth.user, runner).await? {
+        body.maintenance_note = None;
+    }
+    Ok(Json(body).into_response())
 }
 
 /// `GET /api/v4/runners/:id`.
@@ -212,7 +222,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let runner = readable_runner(&state, &caller, &id).await?;
-    details(&state, &base, &runner).await
+    details(&state, &caller, &base, &runner).await
 }
 
 /// `PUT /api/v4/runners/:id`.
@@ -266,7 +276,7 @@ pub async fn update(
     }
     let runner = state.store.runners.update_runner(runner.id, update).await?;
     tracing::info!(runner_id = runner.id, "updated runner");
-    details(&state, &base, &runner).await
+    details(&state, &caller, &base, &runner).await
 }
 
 /// `DELETE /api/v4/runners/:id`.

@@ -1029,7 +1029,9 @@ async fn runner_management_respects_ownership() {
     )
     .await;
     let rid = v["id"].as_i64().unwrap();
-    let (instance_id, _) = c.create_instance_runner().await;
+    let (instance_id, _) = c
+        .create_runner(json!({"runner_type": "instance_type", "maintenance_note": "admins only"}))
+        .await;
     let path = format!("/runners/{rid}");
 
     // Owner: list, get, update, managers.
@@ -1096,6 +1098,20 @@ async fn runner_management_respects_ownership() {
     )
     .await;
     assert_eq!(d["is_shared"], true);
+    assert!(d["maintenance_note"].is_null(), "{d}");
+    let d = expect(
+        call(
+            &c,
+            Method::GET,
+            &format!("/runners/{instance_id}"),
+            Some(&c.root_token),
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(d["maintenance_note"], "admins only");
     expect(
         call(
             &c,
