@@ -638,6 +638,7 @@ mod docker_only {
                     "grep myhost /etc/hosts",
                     "cat /data/hello",
                     "touch /scratch/x && echo scratch-ok",
+                    "touch /cache/c && echo cache-mounted",
                     "touch f; if chown nobody f 2>/dev/null; then echo chown-allowed; else echo chown-denied; fi",
                     "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes",
                 ],
@@ -660,6 +661,7 @@ mod docker_only {
             assert!(t.contains("10.1.2.3"), "{t}");
             assert!(t.contains("from the host"), "{t}");
             assert!(t.contains("scratch-ok"), "{t}");
+            assert!(t.contains("cache-mounted"), "{t}");
             assert!(t.contains("chown-denied"), "{t}");
             assert!(t.contains("67108864"), "{t}");
             let engine = h.engine.clone().unwrap();
@@ -668,6 +670,29 @@ mod docker_only {
                 .await
                 .unwrap();
             assert!(left.is_empty(), "{left:?}");
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn the_job_image_entrypoint_runs_before_every_stage() {
+        check(Kind::Docker, "docker_only::entrypoint", |h| async move {
+            let (repo, sha) = repo();
+            let mut j = job(repo.path(), &sha, &["echo script-ran"], &["echo after-ran"]);
+            // The entrypoint gets the shell as its argument and must exec it.
+            j.image = Some(Image {
+                name: BUSYBOX_IMAGE.into(),
+                entrypoint: ["/bin/sh", "-c", "echo from-entrypoint; exec \"$0\""]
+                    .map(String::from)
+                    .to_vec(),
+                ..Image::default()
+            });
+            let (o, t) = h
+                .run(&j, &FakeApi::default(), &StopSignals::default())
+                .await;
+            assert_eq!(o.state, JobState::Success, "{t}");
+            assert_eq!(t.matches("from-entrypoint").count(), 2, "{t}");
+            assert!(t.contains("script-ran") && t.contains("after-ran"), "{t}");
         })
         .await;
     }
