@@ -146,6 +146,8 @@ pub trait Executor: Send {
 /// The executor for one job of the `[[runners]]` entry `runner`, running in
 /// concurrent slot `slot` (`CI_CONCURRENT_ID`, 0-based). The job loop calls
 /// this once per job; the executor's name is matched here and only here.
+/// Jobs running at the same time must have different slots: the docker
+/// executor keeps one builds directory per slot, bind-mounted at `/builds`.
 ///
 /// Relative directories are resolved against the process's working directory
 /// (`run -d`), as the official runner does.
