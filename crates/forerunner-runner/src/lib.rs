@@ -2,7 +2,11 @@
 //!
 //! Modules:
 //! - [`cli`]: the subcommands (`register`, `list`, `verify`, `unregister`,
-//!   `reset-token`, `doctor`), one module each.
+//!   `reset-token`, `doctor`, `run`, `run-single`), one module each.
+//! - [`run`]: the job loop of `run` and `run-single`: pollers per entry,
+//!   `concurrent`/`limit`/`request_concurrency`, long polling, reloads,
+//!   token rotation, signals, metrics.
+//! - [`job_api`]: the job endpoints over HTTP (update, trace, artifacts).
 //! - [`config`]: config.toml, read as a typed view and edited as a document
 //!   that keeps comments and unknown keys; atomic saves.
 //! - [`client`]: the HTTP client for the runner API, with the official retries.
@@ -41,10 +45,12 @@ pub mod config;
 pub mod executors;
 pub mod health;
 pub mod job;
+pub mod job_api;
 pub mod job_log;
 pub mod log;
 pub mod metrics;
 pub mod rotation;
+pub mod run;
 pub mod shells;
 pub mod system_id;
 

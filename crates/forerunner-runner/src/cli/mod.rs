@@ -11,6 +11,8 @@ mod doctor;
 mod list;
 mod register;
 mod reset_token;
+mod run;
+mod run_single;
 mod unregister;
 mod verify;
 
@@ -37,6 +39,10 @@ pub enum Command {
     ResetToken(reset_token::ResetTokenArgs),
     /// Find stale, duplicate and broken entries in config.toml, with the command that fixes each.
     Doctor(doctor::DoctorArgs),
+    /// Run the jobs of every runner in config.toml until stopped.
+    Run(run::RunArgs),
+    /// Run jobs for one runner given by flags, without a config file.
+    RunSingle(Box<run_single::RunSingleArgs>),
 }
 
 /// Runs a runner subcommand.
@@ -48,6 +54,8 @@ pub async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Unregister(args) => unregister::run(args).await,
         Command::ResetToken(args) => reset_token::run(args).await,
         Command::Doctor(args) => doctor::run(args).await,
+        Command::Run(args) => run::run(args).await,
+        Command::RunSingle(args) => run_single::run(*args).await,
     }
 }
 

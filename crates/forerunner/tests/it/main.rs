@@ -6,5 +6,6 @@ mod python_gitlab;
 mod runner_doctor;
 mod runner_manage;
 mod runner_register;
+mod runner_run;
 mod runner_support;
 mod serve_cli;

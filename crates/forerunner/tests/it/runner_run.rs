@@ -1,0 +1,681 @@
+//! `forerunner run` and `run-single` against the fault-injecting fake
+//! coordinator of the testkit: the real binary, the shell executor, real
+//! git over `file://`. The fake stands in where the server must fail on
+//! purpose (5xx, dropped connections, 416, 403); end-to-end runs against
+//! the real coordinator come with its job API.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use forerunner_protocol::jobs::{GitInfo, JobResponse, JobStep, JobVariable, StepName, When};
+use forerunner_testkit::fake::{FakeCoordinator, Fault};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const RUNNER_TOKEN: &str = "glrt-t1_runnertoken0123456789";
+
+fn git(dir: &Path, args: &[&str]) {
+    let st = std::process::Command::new("git")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .status()
+        .unwrap();
+    assert!(st.success(), "git {args:?}");
+}
+
+/// A bare repository with one commit: (dir, file:// URL, sha).
+fn repo() -> (tempfile::TempDir, String, String) {
+    let d = tempfile::tempdir().unwrap();
+    let work = d.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    git(&work, &["init", "-q"]);
+    std::fs::write(work.join("hello.txt"), "hello from the repo\n").unwrap();
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-qm", "first"]);
+    git(d.path(), &["clone", "-q", "--bare", "work", "repo.git"]);
+    let sha = String::from_utf8(
+        std::process::Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(&work)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_owned();
+    let url = format!("file://{}", d.path().join("repo.git").display());
+    (d, url, sha)
+}
+
+fn job_token(id: i64) -> String {
+    format!("glcbt-64_jobtoken{id}secretvalue")
+}
+
+/// A job running `script` with the shell executor.
+fn job(id: i64, url: &str, sha: &str, script: &[&str]) -> JobResponse {
+    let token = job_token(id);
+    let mut j = JobResponse {
+        id,
+        token: token.clone(),
+        ..Default::default()
+    };
+    j.job_info.id = id;
+    j.job_info.name = format!("job-{id}");
+    j.job_info.project_id = 7;
+    j.job_info.project_full_path = "group/project".into();
+    j.runner_info.timeout = 120;
+    j.git_info = GitInfo {
+        repo_url: url.to_owned(),
+        ref_name: "main".into(),
+        sha: sha.into(),
+        refspecs: vec!["+refs/heads/main:refs/remotes/origin/main".into()],
+        ..Default::default()
+    };
+    j.variables = vec![
+        JobVariable {
+            key: "CI_JOB_TOKEN".into(),
+            value: token,
+            masked: true,
+            ..Default::default()
+        },
+        JobVariable {
+            key: "CI_JOB_ID".into(),
+            value: id.to_string(),
+            public: true,
+            ..Default::default()
+        },
+    ];
+    j.steps = vec![JobStep {
+        name: StepName::Script,
+        script: script.iter().map(|s| s.to_string()).collect(),
+        timeout: 120,
+        when: When::OnSuccess,
+        allow_failure: false,
+    }];
+    j.features.trace_sections = true;
+    j.features.failure_reasons = forerunner_protocol::failure::FailureReason::ADVERTISED
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    j
+}
+
+/// A temp dir with config.toml for one shell runner entry.
+struct Setup {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+impl Setup {
+    fn new(url: &str, global: &str) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.toml");
+        let s = Setup { dir, config };
+        s.write(url, RUNNER_TOKEN, global);
+        s
+    }
+
+    fn write(&self, url: &str, token: &str, global: &str) {
+        let d = self.dir.path().display();
+        std::fs::write(
+            &self.config,
+            format!(
+                "{global}\n\n[[runners]]\n  name = \"test-runner\"\n  url = \"{url}\"\n  token = \"{token}\"\n  executor = \"shell\"\n  builds_dir = \"{d}/builds\"\n  cache_dir = \"{d}/cache\"\n"
+            ),
+        )
+        .unwrap();
+    }
+
+    fn run(&self, extra: &[&str]) -> Runner {
+        let mut args: Vec<String> = vec![
+            "run".into(),
+            "--config".into(),
+            self.config.display().to_string(),
+            "--working-directory".into(),
+            self.dir.path().display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Runner::spawn(&args, self.dir.path())
+    }
+}
+
+/// The `forerunner` binary running in the background, its output collected.
+struct Runner {
+    child: tokio::process::Child,
+    output: Arc<Mutex<String>>,
+}
+
+impl Runner {
+    fn spawn(args: &[String], home: &Path) -> Runner {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_forerunner"));
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", home)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("failed to start forerunner");
+        let output = Arc::new(Mutex::new(String::new()));
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        for reader in [
+            Box::new(stdout) as Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+            Box::new(stderr),
+        ] {
+            let output = output.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(reader).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if std::env::var_os("TEST_LOG").is_some() {
+                        eprintln!("runner: {line}");
+                    }
+                    let mut o = output.lock().unwrap();
+                    o.push_str(&line);
+                    o.push('\n');
+                }
+            });
+        }
+        Runner { child, output }
+    }
+
+    fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    async fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.output().contains(needle) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    fn signal(&self, name: &str) {
+        let pid = self.child.id().expect("the runner is running");
+        let st = std::process::Command::new("kill")
+            .args([format!("-{name}"), pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    /// Waits for the process to exit; panics with its output on timeout.
+    async fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        match tokio::time::timeout(timeout, self.child.wait()).await {
+            Ok(st) => {
+                // Let the readers drain the pipes.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                st.unwrap()
+            }
+            Err(_) => panic!("the runner did not exit:\n{}", self.output()),
+        }
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn job_trace_is_byte_identical_through_faults_and_metrics_are_served() {
+    let fake = FakeCoordinator::start().await;
+    let (_repo, url, sha) = repo();
+    // The ack sees a 503 (retried by the client) then a dropped connection
+    // (retried by the loop); the trace sees 500s, drops before and after the
+    // append, a spurious 416 and a 502.
+    fake.inject_update_faults([Fault::Status(503), Fault::Drop]);
+    fake.inject_trace_faults([
+        Fault::Status(500),
+        Fault::Drop,
+        Fault::DropAfterAppend,
+        Fault::RangeMismatch,
+        Fault::Status(502),
+        Fault::DropAfterAppend,
+    ]);
+    fake.set_trace_update_interval(Some(1));
+    fake.push_job(job(
+        1,
+        &url,
+        &sha,
+        &[
+            "cat hello.txt",
+            "for i in $(seq 1 25); do echo \"output line $i\"; sleep 0.1; done",
+            "echo \"token: $CI_JOB_TOKEN\"",
+        ],
+    ));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let setup = Setup::new(&fake.url, "concurrent = 2\ncheck_interval = 1");
+    let listen = format!("127.0.0.1:{port}");
+    let mut runner = setup.run(&["--listen-address", &listen]);
+
+    let j = fake
+        .wait_final(1, Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|| panic!("no final update:\n{}", runner.output()));
+    let fin = j.final_update().unwrap().clone();
+    let trace = text(&j.trace);
+    assert_eq!(fin["state"], "success", "{trace}\n{}", runner.output());
+    // What the server stored is exactly what the runner counted.
+    assert_eq!(fin["output"]["checksum"], j.trace_checksum().as_str());
+    assert_eq!(fin["output"]["bytesize"], j.trace.len() as u64);
+    assert!(trace.contains("hello from the repo"), "{trace}");
+    for i in 1..=25 {
+        assert_eq!(
+            trace.matches(&format!("output line {i}\n")).count(),
+            1,
+            "line {i} lost or duplicated:\n{trace}"
+        );
+    }
+    assert!(trace.contains("token: [MASKED]"), "{trace}");
+    assert!(!trace.contains(&job_token(1)), "job token in the trace");
+    let statuses: Vec<u16> = j.patches.iter().map(|p| p.status).collect();
+    assert!(statuses.contains(&416), "{statuses:?}");
+    assert!(statuses.contains(&0), "{statuses:?}");
+    assert!(statuses.contains(&500), "{statuses:?}");
+    assert_eq!(j.updates[0]["state"], "running", "two-phase ack first");
+    assert_eq!(j.updates[0]["token"], job_token(1).as_str());
+
+    // The job request body, as the official runner sends it.
+    let requests = fake.job_requests();
+    let (_, first) = &requests[0];
+    assert_eq!(first["token"], RUNNER_TOKEN);
+    let system_id = first["system_id"].as_str().unwrap();
+    assert!(
+        system_id.starts_with("s_") || system_id.starts_with("r_"),
+        "{system_id}"
+    );
+    assert_eq!(first["info"]["executor"], "shell");
+    assert_eq!(first["info"]["name"], "forerunner");
+    assert!(first["info"]["shell"].is_string());
+    let features = first["info"]["features"].as_object().unwrap();
+    for f in [
+        "variables",
+        "artifacts",
+        "cache",
+        "refspecs",
+        "masking",
+        "raw_variables",
+        "artifacts_exclude",
+        "trace_checksum",
+        "trace_size",
+        "cancelable",
+        "cancel_gracefully",
+        "return_exit_code",
+    ] {
+        assert_eq!(features[f], true, "{f}");
+    }
+    assert_eq!(features["multi_build_steps"], false);
+    assert!(first.get("last_update").is_none());
+    let later = requests
+        .iter()
+        .skip(1)
+        .find(|(_, r)| r.get("last_update").is_some())
+        .expect("a later request echoes X-GitLab-Last-Update");
+    assert!(later.1["last_update"].is_string());
+
+    // Metrics under the official names.
+    let body = reqwest::get(format!("http://{listen}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "gitlab_runner_jobs{",
+        "gitlab_runner_jobs_total{",
+        "gitlab_runner_job_duration_seconds_bucket{",
+        "gitlab_runner_api_request_statuses_total{",
+        "gitlab_runner_errors_total{",
+        "gitlab_runner_worker_health_check_failures_total{",
+        "gitlab_runner_concurrent 2",
+        "gitlab_runner_limit{",
+        "gitlab_runner_version_info{",
+    ] {
+        assert!(body.contains(name), "{name} missing:\n{body}");
+    }
+    assert!(body.contains("endpoint=\"patch_trace\""), "{body}");
+    assert!(body.contains("endpoint=\"request_job\""), "{body}");
+
+    runner.signal("TERM");
+    assert!(runner.wait_exit(Duration::from_secs(30)).await.success());
+    let out = runner.output();
+    assert!(out.contains("Checking for jobs... received"), "{out}");
+    assert!(out.contains("Job succeeded"), "{out}");
+    assert!(!out.contains(&job_token(1)), "job token in the log:\n{out}");
+    assert!(
+        !out.contains(RUNNER_TOKEN),
+        "runner token in the log:\n{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_403_park_the_entry_and_sighup_resets_health() {
+    let fake = FakeCoordinator::start().await;
+    fake.forbid_job_requests(3);
+    let setup = Setup::new(&fake.url, "concurrent = 1\ncheck_interval = 1");
+    let mut runner = setup.run(&[]);
+    assert!(
+        runner
+            .wait_log(
+                "is unhealthy and will be disabled for 1h0m0s seconds!",
+                Duration::from_secs(20)
+            )
+            .await,
+        "{}",
+        runner.output()
+    );
+    let out = runner.output();
+    assert_eq!(
+        out.matches("Checking for jobs... forbidden").count(),
+        3,
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "status=POST {}/api/v4/jobs/request: 403 Forbidden",
+            fake.url
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("unhealthy_requests=3 unhealthy_requests_limit=3"),
+        "{out}"
+    );
+    assert!(out.contains("forerunner verify --delete --config"), "{out}");
+    // Parked: no more requests.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(fake.job_requests().len(), 3);
+    // SIGHUP reloads config.toml and resets the health table.
+    runner.signal("HUP");
+    assert!(
+        fake.wait_for(Duration::from_secs(10), |f| f.job_requests().len() > 3)
+            .await,
+        "{}",
+        runner.output()
+    );
+    assert!(runner.output().matches("Configuration loaded").count() >= 2);
+    runner.signal("TERM");
+    assert!(runner.wait_exit(Duration::from_secs(20)).await.success());
+    assert!(!runner.output().contains(RUNNER_TOKEN));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn trace_update_interval_from_the_server_is_honoured() {
+    let fake = FakeCoordinator::start().await;
+    let (_repo, url, sha) = repo();
+    let script = ["for i in $(seq 1 35); do echo \"tick $i\"; sleep 0.1; done"];
+    let setup = Setup::new(&fake.url, "concurrent = 1\ncheck_interval = 1");
+    let mut runner = setup.run(&[]);
+
+    // Every second: several patches while the job runs, about 1 s apart.
+    fake.set_trace_update_interval(Some(1));
+    fake.push_job(job(1, &url, &sha, &script));
+    let fast = fake.wait_final(1, Duration::from_secs(60)).await.unwrap();
+    let accepted: Vec<_> = fast.patches.iter().filter(|p| p.status == 202).collect();
+    assert!(accepted.len() >= 3, "{:?}", fast.patches);
+    for pair in accepted.windows(2).take(accepted.len().saturating_sub(2)) {
+        let gap = pair[1].at.duration_since(pair[0].at);
+        assert!(gap >= Duration::from_millis(800), "patches {gap:?} apart");
+    }
+
+    // Every 30 s: nothing until the job is over, then one final patch.
+    fake.set_trace_update_interval(Some(30));
+    fake.push_job(job(2, &url, &sha, &script));
+    let slow = fake.wait_final(2, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(slow.patches.len(), 1, "{:?}", slow.patches);
+    let fin = slow.final_update().unwrap();
+    assert_eq!(fin["output"]["checksum"], slow.trace_checksum().as_str());
+
+    runner.signal("TERM");
+    assert!(runner.wait_exit(Duration::from_secs(20)).await.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn long_polling_is_honoured() {
+    let fake = FakeCoordinator::start().await;
+    let (_repo, url, sha) = repo();
+    fake.hold_job_requests(Duration::from_secs(2));
+    let setup = Setup::new(&fake.url, "concurrent = 1\ncheck_interval = 5");
+    let mut runner = setup.run(&[]);
+    // 1st request: no last_update, answered at once; then check_interval;
+    // then held requests follow each other without a pause.
+    assert!(
+        fake.wait_for(Duration::from_secs(20), |f| f.job_requests().len() >= 4)
+            .await
+    );
+    let at: Vec<Instant> = fake.job_requests().iter().map(|(t, _)| *t).collect();
+    let gap = at[3].duration_since(at[2]);
+    assert!(
+        gap < Duration::from_millis(2600),
+        "held requests {gap:?} apart (check_interval is 5 s)"
+    );
+    // A job queued during a held request is handed out at once.
+    let pushed = Instant::now();
+    fake.push_job(job(1, &url, &sha, &["true"]));
+    assert!(
+        fake.wait_for(Duration::from_secs(5), |f| f.job(1).is_some())
+            .await
+    );
+    let latency = fake.job(1).unwrap().handed_out.duration_since(pushed);
+    assert!(
+        latency < Duration::from_millis(500),
+        "pickup took {latency:?}"
+    );
+    fake.wait_final(1, Duration::from_secs(30)).await.unwrap();
+    runner.signal("TERM");
+    assert!(runner.wait_exit(Duration::from_secs(20)).await.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_the_running_job_finish_and_takes_no_new_job() {
+    let fake = FakeCoordinator::start().await;
+    let (_repo, url, sha) = repo();
+    fake.set_trace_update_interval(Some(1));
+    fake.push_job(job(
+        1,
+        &url,
+        &sha,
+        &["echo started", "sleep 3", "echo finished after sigterm"],
+    ));
+    let setup = Setup::new(&fake.url, "concurrent = 1\ncheck_interval = 1");
+    let mut runner = setup.run(&[]);
+    assert!(
+        fake.wait_for(Duration::from_secs(30), |f| {
+            f.job(1)
+                .is_some_and(|j| text(&j.trace).contains("\nstarted\n"))
+        })
+        .await,
+        "{}",
+        runner.output()
+    );
+    runner.signal("TERM");
+    fake.push_job(job(2, &url, &sha, &["echo second"]));
+    let status = runner.wait_exit(Duration::from_secs(40)).await;
+    assert!(status.success(), "{}", runner.output());
+    let j = fake.job(1).unwrap();
+    let fin = j.final_update().expect("the job was reported");
+    assert_eq!(fin["state"], "success");
+    assert!(text(&j.trace).contains("finished after sigterm"));
+    assert_eq!(fake.queued(), 1, "a new job was taken after SIGTERM");
+    let out = runner.output();
+    assert!(out.contains("Starting graceful shutdown"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn second_sigterm_aborts_the_job_and_reports_it_failed() {
+    let fake = FakeCoordinator::start().await;
+    let (_repo, url, sha) = repo();
+    fake.set_trace_update_interval(Some(1));
+    fake.push_job(job(1, &url, &sha, &["echo started", "sleep 60"]));
+    let setup = Setup::new(&fake.url, "concurrent = 1\ncheck_interval = 1");
+    let mut runner = setup.run(&[]);
+    assert!(
+        fake.wait_for(Duration::from_secs(30), |f| {
+            f.job(1)
+                .is_some_and(|j| text(&j.trace).contains("\nstarted\n"))
+        })
+        .await,
+        "{}",
+        runner.output()
+    );
+    runner.signal("TERM");
+    assert!(
+        runner
+            .wait_log("Starting graceful shutdown", Duration::from_secs(5))
+            .await
+    );
+    runner.signal("TERM");
+    let status = runner.wait_exit(Duration::from_secs(40)).await;
+    assert!(status.success(), "{}", runner.output());
+    let j = fake.job(1).unwrap();
+    let fin = j.final_update().expect("the aborted job was reported");
+    assert_eq!(fin["state"], "failed");
+    assert_eq!(fin["failure_reason"], "runner_interrupted");
+    assert_eq!(fin["output"]["checksum"], j.trace_checksum().as_str());
+    assert!(runner.output().contains("Starting forceful shutdown"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_timeout_aborts_the_job_and_reports_it_failed() {
+    let fake = FakeCoordinator::start().await;
+    let (_repo, url, sha) = repo();
+    let mut j = job(1, &url, &sha, &["echo started", "sleep 60"]);
+    // A server that does not know runner_interrupted gets a reason it knows.
+    j.features.failure_reasons = vec!["script_failure".into(), "runner_system_failure".into()];
+    fake.push_job(j);
+    let setup = Setup::new(
+        &fake.url,
+        "concurrent = 1\ncheck_interval = 1\nshutdown_timeout = 2",
+    );
+    let mut runner = setup.run(&[]);
+    assert!(
+        fake.wait_for(Duration::from_secs(30), |f| f.job(1).is_some())
+            .await
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    runner.signal("TERM");
+    let status = runner.wait_exit(Duration::from_secs(40)).await;
+    assert!(status.success(), "{}", runner.output());
+    let fin = fake
+        .job(1)
+        .unwrap()
+        .final_update()
+        .cloned()
+        .expect("reported");
+    assert_eq!(fin["state"], "failed");
+    let reason = fin["failure_reason"].as_str().unwrap();
+    assert!(
+        ["unknown_failure", "runner_system_failure"].contains(&reason),
+        "{reason}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_single_max_builds_exits_after_one_job() {
+    let fake = FakeCoordinator::start().await;
+    let (_repo, url, sha) = repo();
+    fake.push_job(job(1, &url, &sha, &["echo one"]));
+    fake.push_job(job(2, &url, &sha, &["echo two"]));
+    let dir = tempfile::tempdir().unwrap();
+    let builds = dir.path().join("builds");
+    let args: Vec<String> = [
+        "run-single",
+        "--url",
+        &fake.url,
+        "--token",
+        RUNNER_TOKEN,
+        "--executor",
+        "shell",
+        "--builds-dir",
+        builds.to_str().unwrap(),
+        "--max-builds",
+        "1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut runner = Runner::spawn(&args, dir.path());
+    let status = runner.wait_exit(Duration::from_secs(60)).await;
+    assert!(status.success(), "{}", runner.output());
+    let fin = fake.job(1).unwrap().final_update().cloned().unwrap();
+    assert_eq!(fin["state"], "success");
+    assert_eq!(fake.queued(), 1, "run-single took a second job");
+    assert!(runner
+        .output()
+        .contains("This runner has processed its build limit, so now exiting"));
+    assert!(builds.exists());
+
+    // --wait-timeout: no job for 1 s, exit.
+    let fake = FakeCoordinator::start().await;
+    let args: Vec<String> = [
+        "run-single",
+        "--url",
+        &fake.url,
+        "--token",
+        RUNNER_TOKEN,
+        "--executor",
+        "shell",
+        "--wait-timeout",
+        "1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let started = Instant::now();
+    let mut runner = Runner::spawn(&args, dir.path());
+    assert!(runner.wait_exit(Duration::from_secs(20)).await.success());
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn config_is_reloaded_when_the_file_changes() {
+    let fake = FakeCoordinator::start().await;
+    let setup = Setup::new(&fake.url, "concurrent = 1\ncheck_interval = 1");
+    let mut runner = setup.run(&[]);
+    assert!(
+        fake.wait_for(Duration::from_secs(10), |f| !f.job_requests().is_empty())
+            .await
+    );
+    let new_token = "glrt-t1_rotatedtoken98765432";
+    setup.write(&fake.url, new_token, "concurrent = 1\ncheck_interval = 1");
+    assert!(
+        fake.wait_for(Duration::from_secs(15), |f| {
+            f.job_requests()
+                .iter()
+                .any(|(_, r)| r["token"] == new_token)
+        })
+        .await,
+        "{}",
+        runner.output()
+    );
+    // After the reload, only the new token is used.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let last = fake.job_requests().last().cloned().unwrap();
+    assert_eq!(last.1["token"], new_token);
+    assert!(runner.output().matches("Configuration loaded").count() >= 2);
+    runner.signal("TERM");
+    assert!(runner.wait_exit(Duration::from_secs(20)).await.success());
+}
