@@ -2559,3 +2559,113 @@ async fn project_runner_ids(c: &TestCoordinator, project: i64) -> Vec<i64> {
     )
     .await)
 }
+
+/// Malformed or ill-typed parameters on every endpoint answer 4xx, never 5xx.
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_input_never_causes_a_server_error() {
+    let c = TestCoordinator::spawn().await;
+    let group = c.create_group("fuzz").await;
+    let gid = group["id"].as_i64().unwrap();
+    let pid = c.create_project("fuzz", Some(gid)).await["id"]
+        .as_i64()
+        .unwrap();
+    let (rid, runner_token) = c.create_instance_runner().await;
+    let endpoints = [
+        (Method::POST, "/runners".to_owned()),
+        (Method::DELETE, "/runners".to_owned()),
+        (Method::POST, "/runners/verify".to_owned()),
+        (Method::DELETE, "/runners/managers".to_owned()),
+        (
+            Method::POST,
+            "/runners/reset_authentication_token".to_owned(),
+        ),
+        (Method::POST, "/user/runners".to_owned()),
+        (Method::GET, "/runners".to_owned()),
+        (Method::GET, "/runners/all".to_owned()),
+        (Method::PUT, format!("/runners/{rid}")),
+        (Method::PUT, "/application/settings".to_owned()),
+        (Method::POST, "/projects".to_owned()),
+        (Method::PUT, format!("/projects/{pid}")),
+        (Method::GET, format!("/projects/{pid}/runners")),
+        (Method::POST, format!("/projects/{pid}/runners")),
+        (Method::POST, "/groups".to_owned()),
+        (Method::GET, format!("/groups/{gid}/runners")),
+        (Method::GET, "/users".to_owned()),
+        (Method::POST, "/users".to_owned()),
+        (Method::POST, "/users/1/personal_access_tokens".to_owned()),
+    ];
+    let bodies: Vec<(&str, Vec<u8>)> = vec![
+        ("application/json", b"{".to_vec()),
+        ("application/json", b"[1,2]".to_vec()),
+        ("application/json", b"\"text\"".to_vec()),
+        ("application/json", b"null".to_vec()),
+        (
+            "application/json",
+            b"{\"token\": {}, \"system_id\": []}".to_vec(),
+        ),
+        (
+            "application/json",
+            b"{\"tag_list\": 5, \"paused\": \"maybe\"}".to_vec(),
+        ),
+        (
+            "application/json",
+            b"{\"runner_type\": [], \"group_id\": \"x\"}".to_vec(),
+        ),
+        ("application/json", b"{\"maximum_timeout\": 1e400}".to_vec()),
+        (
+            "application/json",
+            b"{\"maximum_timeout\": 99999999999999999999999}".to_vec(),
+        ),
+        (
+            "application/json",
+            b"{\"page\": -1, \"per_page\": \"many\"}".to_vec(),
+        ),
+        ("application/json", vec![0xff, 0xfe, 0x00, 0x7b]),
+        (
+            "application/x-www-form-urlencoded",
+            b"%zz=%%&token".to_vec(),
+        ),
+        ("application/x-www-form-urlencoded", vec![0xff, 0x3d, 0xfe]),
+        ("multipart/form-data", b"--nope".to_vec()),
+        ("text/plain", b"token=whatever".to_vec()),
+    ];
+    for (method, path) in &endpoints {
+        for (content_type, body) in &bodies {
+            for query in [
+                "",
+                "?page=0",
+                "?per_page=abc&tag_list[]=",
+                "?token=&scope=%ff",
+            ] {
+                let resp = c
+                    .client()
+                    .request(method.clone(), c.api(&format!("{path}{query}")))
+                    .header("PRIVATE-TOKEN", &c.root_token)
+                    .header("content-type", *content_type)
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .unwrap();
+                let status = resp.status();
+                assert!(
+                    status.is_client_error() || status.is_success(),
+                    "{method} {path}{query} with {content_type} {:?}: {status}",
+                    String::from_utf8_lossy(body)
+                );
+            }
+        }
+    }
+    // The coordinator is still healthy and the runner untouched.
+    expect(
+        call(
+            &c,
+            Method::POST,
+            "/runners/verify",
+            None,
+            Some(json!({"token": runner_token})),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+}
