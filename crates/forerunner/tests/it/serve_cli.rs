@@ -6,7 +6,7 @@
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
@@ -18,6 +18,8 @@ struct Served {
     child: Child,
     url: String,
     stdout: String,
+    /// Everything the server logged so far.
+    logs: Arc<Mutex<String>>,
 }
 
 /// Starts `forerunner serve --listen 127.0.0.1:0 --data-dir DIR` and waits
@@ -28,7 +30,7 @@ fn serve(data_dir: &Path, envs: &[(&str, &str)]) -> Served {
         .arg(data_dir)
         .env_remove("FORERUNNER_ROOT_TOKEN")
         .env_remove("FORERUNNER_REGISTRATION_TOKEN")
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", "debug")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     for (k, v) in envs {
@@ -38,8 +40,15 @@ fn serve(data_dir: &Path, envs: &[(&str, &str)]) -> Served {
     let stderr = child.stderr.take().unwrap();
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
+    let logs = Arc::new(Mutex::new(String::new()));
+    let sink = logs.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            {
+                let mut all = sink.lock().unwrap();
+                all.push_str(&line);
+                all.push('\n');
+            }
             if let Some(rest) = line.split("listening on http://").nth(1) {
                 let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
                 let _ = tx.send(addr);
@@ -66,10 +75,12 @@ fn serve(data_dir: &Path, envs: &[(&str, &str)]) -> Served {
         child,
         url: format!("http://{addr}"),
         stdout,
+        logs,
     }
 }
 
-fn sigterm_and_wait(mut served: Served) {
+/// Stops the server and returns its whole log.
+fn sigterm_and_wait(mut served: Served) -> String {
     let status = Command::new("kill")
         .args(["-TERM", &served.child.id().to_string()])
         .status()
@@ -78,7 +89,9 @@ fn sigterm_and_wait(mut served: Served) {
     for _ in 0..200 {
         if let Some(status) = served.child.try_wait().unwrap() {
             assert!(status.success(), "serve exited with {status}");
-            return;
+            // Let the reader thread drain the pipe.
+            std::thread::sleep(Duration::from_millis(100));
+            return served.logs.lock().unwrap().clone();
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -158,7 +171,67 @@ async fn serve_generates_tokens_answers_probes_and_stops_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 201);
-    sigterm_and_wait(served);
+    let legacy: serde_json::Value = resp.json().await.unwrap();
+    let legacy_token = legacy["token"].as_str().unwrap().to_owned();
+    // Exercise every way a token travels, then check none reached the log.
+    let created: serde_json::Value = client
+        .post(format!(
+            "{}/api/v4/user/runners?private_token={root_token}",
+            served.url
+        ))
+        .form(&[("runner_type", "instance_type")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let glrt = created["token"].as_str().unwrap().to_owned();
+    for token in [&glrt, &legacy_token, &root_token, &registration] {
+        let _ = client
+            .post(format!("{}/api/v4/runners/verify", served.url))
+            .json(&json!({"token": token, "system_id": "s_000000000001"}))
+            .send()
+            .await
+            .unwrap();
+        let _ = client
+            .post(format!("{}/api/v4/runners", served.url))
+            .json(&json!({"token": token}))
+            .send()
+            .await
+            .unwrap();
+    }
+    let reset: serde_json::Value = client
+        .post(format!(
+            "{}/api/v4/runners/reset_authentication_token",
+            served.url
+        ))
+        .json(&json!({"token": glrt}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rotated = reset["token"].as_str().unwrap().to_owned();
+    let resp = client
+        .delete(format!("{}/api/v4/runners?token={rotated}", served.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let logs = sigterm_and_wait(served);
+    assert!(logs.contains("received SIGTERM"), "{logs}");
+    for secret in [&root_token, &registration, &legacy_token, &glrt, &rotated] {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "{secret} leaked into the log:\n{logs}"
+        );
+    }
+    assert!(
+        logs.contains(&glrt[5..14]),
+        "short form of {glrt} missing:\n{logs}"
+    );
 
     // A restart keeps the data and prints no new tokens.
     let served = serve(dir.path(), &[]);
@@ -170,8 +243,9 @@ async fn serve_generates_tokens_answers_probes_and_stops_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
+    // The two legacy registrations survived the restart; the deleted runner did not.
     let runners: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(runners.as_array().unwrap().len(), 1);
+    assert_eq!(runners.as_array().unwrap().len(), 2);
     sigterm_and_wait(served);
 }
 
