@@ -15,6 +15,8 @@
 //!   `Range: 0-<length>`; success is `202` with `Range: 0-<new length>`.
 //! - `GET` and `POST /api/v4/jobs/:id/artifacts`: downloads of stored
 //!   archives (checked against the given token) and multipart uploads.
+//! - `POST /api/v4/runners/reset_authentication_token`: a new `glrt-` token
+//!   that expires in an hour (token rotation).
 //!
 //! Faults ([`Fault`]) are consumed one per trace patch or job update: a
 //! status without effect, a dropped connection before or after the append,
@@ -138,6 +140,7 @@ struct Scripted {
     update_faults: VecDeque<Fault>,
     trace_interval: Option<u64>,
     downloads: HashMap<i64, (String, Vec<u8>)>,
+    token_resets: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -189,6 +192,10 @@ impl FakeCoordinator {
             .route(
                 "/api/v4/jobs/{id}/artifacts",
                 get(download_artifacts).post(upload_artifacts),
+            )
+            .route(
+                "/api/v4/runners/reset_authentication_token",
+                post(reset_token),
             )
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -288,6 +295,12 @@ impl FakeCoordinator {
     /// Every job request body received, in order, with its arrival time.
     pub fn job_requests(&self) -> Vec<(Instant, Value)> {
         self.shared.lock().requests.clone()
+    }
+
+    /// The tokens presented to `reset_authentication_token`, in order; the
+    /// n-th new token is [`rotated_token`]`(n)` (1-based).
+    pub fn token_resets(&self) -> Vec<String> {
+        self.shared.lock().token_resets.clone()
     }
 
     /// A handed-out job.
@@ -404,6 +417,32 @@ async fn request_job(Ctx(shared): Ctx<Arc<Shared>>, body: Bytes) -> Response {
             _ = tokio::time::sleep_until(deadline) => {}
         }
     }
+}
+
+/// The `n`-th (1-based) token handed out by `reset_authentication_token`.
+pub fn rotated_token(n: usize) -> String {
+    format!("glrt-t1_rotated{n:06}fromfake")
+}
+
+async fn reset_token(Ctx(shared): Ctx<Arc<Shared>>, body: Bytes) -> Response {
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let Some(old) = request["token"].as_str().filter(|t| !t.is_empty()) else {
+        return forbidden(None);
+    };
+    let n = {
+        let mut st = shared.lock();
+        st.token_resets.push(old.to_owned());
+        st.token_resets.len()
+    };
+    let expires = chrono::Utc::now() + chrono::Duration::hours(1);
+    (
+        StatusCode::CREATED,
+        axum::Json(json!({
+            "token": rotated_token(n),
+            "token_expires_at": expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        })),
+    )
+        .into_response()
 }
 
 fn job_headers(st: &Scripted, job_status: &str, len: Option<usize>) -> Vec<(&'static str, String)> {

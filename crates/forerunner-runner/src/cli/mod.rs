@@ -160,6 +160,18 @@ fn load_system_id(path: &std::path::Path, log: &crate::log::Logger) -> String {
     id.id
 }
 
+/// The exit code after the job loop. A forced end exits the process at
+/// once: jobs still running on blocking threads would otherwise keep the
+/// runtime from shutting down.
+fn exit_after(ended: crate::run::Ended) -> ExitCode {
+    if ended == crate::run::Ended::Forced {
+        use std::io::Write as _;
+        let _ = std::io::stderr().flush();
+        std::process::exit(1);
+    }
+    ExitCode::SUCCESS
+}
+
 /// Saves the document, with context naming the file.
 fn save(doc: &mut ConfigDocument) -> anyhow::Result<()> {
     let path = doc.path().display().to_string();

@@ -69,7 +69,7 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         &format!("Starting multi-runner from {}...", path.display()),
         &[("builds", "0")],
     );
-    crate::run::run(RunOptions {
+    let ended = crate::run::run(RunOptions {
         config: ConfigSource::File(path),
         system_id,
         listen_address: args.listen_address,
@@ -79,5 +79,5 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         debug: args.debug,
     })
     .await?;
-    Ok(ExitCode::SUCCESS)
+    Ok(super::exit_after(ended))
 }

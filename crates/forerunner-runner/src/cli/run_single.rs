@@ -171,7 +171,7 @@ pub(super) async fn run(args: RunSingleArgs) -> anyhow::Result<ExitCode> {
             ("url", &config.runners[0].url),
         ],
     );
-    crate::run::run(RunOptions {
+    let ended = crate::run::run(RunOptions {
         config: ConfigSource::Fixed(Box::new(config)),
         system_id,
         listen_address: None,
@@ -182,5 +182,5 @@ pub(super) async fn run(args: RunSingleArgs) -> anyhow::Result<ExitCode> {
         debug: args.debug,
     })
     .await?;
-    Ok(ExitCode::SUCCESS)
+    Ok(super::exit_after(ended))
 }

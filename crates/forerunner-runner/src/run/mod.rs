@@ -108,9 +108,20 @@ fn entry_key(runner: &RunnerConfig) -> String {
     format!("{}\n{}", runner.url, runner.token)
 }
 
+/// How the loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Every job finished and was reported.
+    Cleanly,
+    /// Jobs were still running (a third signal, or aborted jobs that did not
+    /// report in time): the caller should exit at once, as waiting for them
+    /// could take forever.
+    Forced,
+}
+
 /// Runs the loop until it is stopped by a signal, `max_builds` or
 /// `wait_timeout`.
-pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
+pub async fn run(opts: RunOptions) -> anyhow::Result<Ended> {
     let (config, path) = match &opts.config {
         ConfigSource::File(path) => (Config::load(path)?, Some(path.clone())),
         ConfigSource::Fixed(config) => ((**config).clone(), None),
@@ -164,9 +175,9 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     }
     let manager = Arc::new(Manager::new(opts, path, metrics, log));
     manager.install(config);
-    manager.clone().supervise(signals).await;
+    let ended = manager.clone().supervise(signals).await;
     metrics_stop.cancel();
-    Ok(())
+    Ok(ended)
 }
 
 /// `host:port`, with the official default port 9252 when none is given.
@@ -869,8 +880,9 @@ impl Manager {
 
     /// Watches signals, config.toml, token lifetimes and the stop
     /// conditions until the loop is over.
-    async fn supervise(self: Arc<Self>, mut signals: Signals) {
+    async fn supervise(self: Arc<Self>, mut signals: Signals) -> Ended {
         let mut phase = Phase::Running;
+        let mut ended = Ended::Cleanly;
         let mut mtime = self.mtime();
         let mut last_check = Instant::now();
         let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -916,6 +928,7 @@ impl Manager {
                                 "Forced exit: aborted jobs did not report within the shutdown timeout",
                                 &[("builds", &running.to_string())],
                             );
+                            ended = Ended::Forced;
                             break;
                         }
                         _ => {}
@@ -937,6 +950,7 @@ impl Manager {
                             "Forced exit with stop signal",
                             &[("builds", &running.to_string()), ("signal", name)],
                         );
+                        ended = Ended::Forced;
                         break;
                     }
                 },
@@ -959,7 +973,10 @@ impl Manager {
                 &[("wait-timeout", &secs)],
             );
         }
-        self.log.info("All workers stopped. Can exit now", &[]);
+        if ended == Ended::Cleanly {
+            self.log.info("All workers stopped. Can exit now", &[]);
+        }
+        ended
     }
 }
 

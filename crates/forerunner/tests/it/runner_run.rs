@@ -679,3 +679,213 @@ async fn config_is_reloaded_when_the_file_changes() {
     runner.signal("TERM");
     assert!(runner.wait_exit(Duration::from_secs(20)).await.success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn artifacts_are_uploaded_and_dependencies_downloaded() {
+    use forerunner_protocol::jobs::{ArtifactSpec, ArtifactsFile, Dependency};
+    let fake = FakeCoordinator::start().await;
+    let (_repo, url, sha) = repo();
+    let mut j1 = job(
+        1,
+        &url,
+        &sha,
+        &["mkdir -p out", "echo built-by-job-1 > out/app"],
+    );
+    j1.artifacts = vec![ArtifactSpec {
+        name: "binaries".into(),
+        paths: vec!["out/".into()],
+        when: When::OnSuccess,
+        artifact_type: "archive".into(),
+        artifact_format: "zip".into(),
+        expire_in: Some("1 week".into()),
+        ..Default::default()
+    }];
+    fake.push_job(j1);
+    let setup = Setup::new(&fake.url, "concurrent = 1\ncheck_interval = 1");
+    let mut runner = setup.run(&[]);
+    let done = fake.wait_final(1, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(
+        done.final_update().unwrap()["state"],
+        "success",
+        "{}",
+        text(&done.trace)
+    );
+    assert_eq!(done.uploads.len(), 1, "{}", text(&done.trace));
+    let up = &done.uploads[0];
+    assert_eq!(up.part, "file");
+    assert_eq!(up.filename, "binaries.zip");
+    assert_eq!(
+        up.query.get("artifact_format").map(String::as_str),
+        Some("zip")
+    );
+    assert_eq!(
+        up.query.get("artifact_type").map(String::as_str),
+        Some("archive")
+    );
+    assert_eq!(
+        up.query.get("expire_in").map(String::as_str),
+        Some("1 week")
+    );
+    assert!(up.bytes.starts_with(b"PK"), "not a zip");
+
+    // Job 2 downloads job 1's archive with job 1's token.
+    fake.store_artifacts(1, &job_token(1), up.bytes.clone());
+    let dependency = |id: i64, token: String| Dependency {
+        id,
+        name: format!("job-{id}"),
+        token,
+        artifacts_file: Some(ArtifactsFile {
+            filename: "binaries.zip".into(),
+            size: up.bytes.len() as i64,
+        }),
+    };
+    let mut j2 = job(2, &url, &sha, &["cat out/app"]);
+    j2.dependencies = vec![dependency(1, job_token(1))];
+    fake.push_job(j2);
+    let done = fake.wait_final(2, Duration::from_secs(60)).await.unwrap();
+    let trace = text(&done.trace);
+    assert_eq!(done.final_update().unwrap()["state"], "success", "{trace}");
+    assert!(trace.contains("\nbuilt-by-job-1\n"), "{trace}");
+
+    // Artifacts that are gone fail the job before its script.
+    let mut j3 = job(3, &url, &sha, &["echo must-not-run"]);
+    j3.dependencies = vec![dependency(99, job_token(99))];
+    fake.push_job(j3);
+    let done = fake.wait_final(3, Duration::from_secs(60)).await.unwrap();
+    let trace = text(&done.trace);
+    let fin = done.final_update().unwrap();
+    assert_eq!(fin["state"], "failed", "{trace}");
+    assert_eq!(fin["failure_reason"], "missing_dependency_failure");
+    assert!(trace.contains("404"), "{trace}");
+    assert!(!trace.contains("\nmust-not-run"), "{trace}");
+
+    runner.signal("TERM");
+    assert!(runner.wait_exit(Duration::from_secs(20)).await.success());
+    assert!(!runner.output().contains(&job_token(1)));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn limit_and_concurrent_are_respected() {
+    let fake = FakeCoordinator::start().await;
+    let (_repo, url, sha) = repo();
+    let setup = Setup::new(&fake.url, "");
+    let d = setup.dir.path().display();
+    let config = |limit: i64| {
+        format!(
+            "concurrent = 2\ncheck_interval = 1\n\n[[runners]]\n  name = \"test-runner\"\n  url = \"{}\"\n  token = \"{RUNNER_TOKEN}\"\n  executor = \"shell\"\n  limit = {limit}\n  builds_dir = \"{d}/builds\"\n  cache_dir = \"{d}/cache\"\n",
+            fake.url
+        )
+    };
+    std::fs::write(&setup.config, config(1)).unwrap();
+    fake.push_job(job(1, &url, &sha, &["sleep 2"]));
+    fake.push_job(job(2, &url, &sha, &["sleep 2"]));
+    let mut runner = setup.run(&[]);
+    let first = fake.wait_final(1, Duration::from_secs(60)).await.unwrap();
+    let second = fake.wait_final(2, Duration::from_secs(60)).await.unwrap();
+    // limit = 1: the second job was only taken after the first was over.
+    let first_done = first.patches.last().unwrap().at;
+    assert!(
+        second.handed_out >= first_done,
+        "limit 1 ran two jobs at once"
+    );
+
+    // limit = 0 (unlimited) and concurrent = 2: two jobs at once.
+    std::fs::write(&setup.config, config(0)).unwrap();
+    assert!(
+        runner
+            .wait_log("Configuration loaded", Duration::from_secs(1))
+            .await
+    );
+    let loaded = |r: &Runner| r.output().matches("Configuration loaded").count();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while loaded(&runner) < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(loaded(&runner), 2, "{}", runner.output());
+    fake.push_job(job(3, &url, &sha, &["sleep 2"]));
+    fake.push_job(job(4, &url, &sha, &["sleep 2"]));
+    let third = fake.wait_final(3, Duration::from_secs(60)).await.unwrap();
+    let fourth = fake.wait_final(4, Duration::from_secs(60)).await.unwrap();
+    let third_done = third.patches.last().unwrap().at;
+    assert!(
+        fourth.handed_out < third_done,
+        "concurrent 2 did not run two jobs at once"
+    );
+    runner.signal("TERM");
+    assert!(runner.wait_exit(Duration::from_secs(20)).await.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_executor_parks_the_entry() {
+    let fake = FakeCoordinator::start().await;
+    let setup = Setup::new(&fake.url, "concurrent = 1\ncheck_interval = 1");
+    let text = std::fs::read_to_string(&setup.config)
+        .unwrap()
+        .replace("executor = \"shell\"", "executor = \"kubernetes\"");
+    std::fs::write(&setup.config, text).unwrap();
+    let mut runner = setup.run(&[]);
+    assert!(
+        runner
+            .wait_log("is unhealthy and will be disabled", Duration::from_secs(20))
+            .await,
+        "{}",
+        runner.output()
+    );
+    let out = runner.output();
+    assert_eq!(
+        out.matches("Executor \"kubernetes\" is not known; marking Runner as unhealthy")
+            .count(),
+        3,
+        "{out}"
+    );
+    assert!(out.contains("fix `executor`"), "{out}");
+    assert!(
+        fake.job_requests().is_empty(),
+        "asked for jobs it cannot run"
+    );
+    runner.signal("TERM");
+    assert!(runner.wait_exit(Duration::from_secs(20)).await.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_is_rotated_at_three_quarters_of_its_lifetime_and_saved() {
+    let fake = FakeCoordinator::start().await;
+    let setup = Setup::new(
+        &fake.url,
+        "# keep this comment\nconcurrent = 1\ncheck_interval = 1",
+    );
+    let now = chrono::Utc::now();
+    let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let mut config = std::fs::read_to_string(&setup.config).unwrap();
+    config.push_str(&format!(
+        "  token_obtained_at = {}\n  token_expires_at = {}\n",
+        fmt(now - chrono::Duration::hours(3)),
+        fmt(now + chrono::Duration::minutes(59))
+    ));
+    std::fs::write(&setup.config, config).unwrap();
+    let mut runner = setup.run(&[]);
+    let rotated = forerunner_testkit::fake::rotated_token(1);
+    assert!(
+        fake.wait_for(Duration::from_secs(20), |f| {
+            f.job_requests()
+                .iter()
+                .any(|(_, r)| r["token"] == rotated.as_str())
+        })
+        .await,
+        "{}",
+        runner.output()
+    );
+    assert_eq!(fake.token_resets(), vec![RUNNER_TOKEN.to_owned()]);
+    let saved = std::fs::read_to_string(&setup.config).unwrap();
+    assert!(saved.contains(&format!("token = \"{rotated}\"")), "{saved}");
+    assert!(saved.contains("# keep this comment"), "{saved}");
+    assert!(!saved.contains(RUNNER_TOKEN), "{saved}");
+    let out = runner.output();
+    assert!(
+        out.contains("Resetting runner authentication token... succeeded"),
+        "{out}"
+    );
+    assert!(!out.contains(&rotated), "new token printed:\n{out}");
+    runner.signal("TERM");
+    assert!(runner.wait_exit(Duration::from_secs(20)).await.success());
+}
