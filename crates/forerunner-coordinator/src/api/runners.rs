@@ -22,7 +22,8 @@ use crate::api::error::{ApiError, ApiResult};
 use crate::api::params::Params;
 use crate::api::AppState;
 use crate::domain::{
-    digest, now, AppSettings, ManagerHeartbeat, NewRunner, RegistrationType, Runner, Secret,
+    digest, now, AppSettings, ManagerHeartbeat, NewRunner, RegistrationType, Runner, RunnerManager,
+    Secret,
 };
 
 /// The `system_id` GitLab records when a runner sends none.
@@ -345,6 +346,44 @@ fn created(runner: &Runner, token: &str) -> Response {
         .into_response()
 }
 
+/// Authenticates a runner token and records the contact of the machine
+/// that sent it (GitLab's `authenticate_runner!` with `ensure_runner_manager`):
+/// the manager `(runner, system_id)` is created or updated with `info` and
+/// the client address, and both get `contacted_at = now`. `POST
+/// /runners/verify` uses it, and so will `POST /jobs/request`.
+pub async fn authenticate_and_record_contact(
+    state: &AppState,
+    token: &str,
+    system_id: Option<&str>,
+    info: RunnerInfo,
+    ip: Option<String>,
+) -> ApiResult<(Runner, RunnerManager)> {
+    let system_id = system_id
+        .filter(|s| !s.is_empty())
+        .unwrap_or(LEGACY_SYSTEM_ID);
+    if system_id.chars().count() > 64 {
+        return Err(ApiError::InvalidParams(
+            "system_id is too long (maximum is 64 characters)".into(),
+        ));
+    }
+    let runner = authenticate_runner(state, token).await?;
+    let heartbeat = ManagerHeartbeat {
+        system_id: system_id.to_owned(),
+        version: info.version,
+        revision: info.revision,
+        platform: info.platform,
+        architecture: info.architecture,
+        executor: info.executor,
+        ip_address: ip,
+    };
+    let manager = state
+        .store
+        .runners
+        .heartbeat(runner.id, heartbeat, now())
+        .await?;
+    Ok((runner, manager))
+}
+
 /// `POST /api/v4/runners/verify`: checks a token and records the machine.
 pub async fn verify(
     State(state): State<AppState>,
@@ -353,29 +392,9 @@ pub async fn verify(
 ) -> ApiResult<Response> {
     let info = lenient_info(params.take("info"));
     let req: VerifyRunnerRequest = params.parse()?;
-    let runner = authenticate_runner(&state, &req.token).await?;
-    let heartbeat = ManagerHeartbeat {
-        system_id: req
-            .system_id
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| LEGACY_SYSTEM_ID.to_owned()),
-        version: info.version,
-        revision: info.revision,
-        platform: info.platform,
-        architecture: info.architecture,
-        executor: info.executor,
-        ip_address: ip,
-    };
-    if heartbeat.system_id.chars().count() > 64 {
-        return Err(ApiError::InvalidParams(
-            "system_id is too long (maximum is 64 characters)".into(),
-        ));
-    }
-    state
-        .store
-        .runners
-        .heartbeat(runner.id, heartbeat, now())
-        .await?;
+    let (runner, _) =
+        authenticate_and_record_contact(&state, &req.token, req.system_id.as_deref(), info, ip)
+            .await?;
     tracing::debug!(runner_id = runner.id, token = %runner.token_short, "verified runner");
     Ok(Json(RunnerRegistrationDetails {
         id: runner.id,
