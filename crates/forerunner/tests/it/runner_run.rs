@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use forerunner_protocol::jobs::{GitInfo, JobResponse, JobStep, JobVariable, StepName, When};
-use forerunner_testkit::fake::{FakeCoordinator, Fault};
+use forerunner_testkit::fake::{FakeCoordinator, FakeJob, Fault};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const RUNNER_TOKEN: &str = "glrt-t1_runnertoken0123456789";
@@ -888,4 +888,84 @@ async fn token_is_rotated_at_three_quarters_of_its_lifetime_and_saved() {
     assert!(!out.contains(&rotated), "new token printed:\n{out}");
     runner.signal("TERM");
     assert!(runner.wait_exit(Duration::from_secs(20)).await.success());
+}
+
+/// A job whose after_script reports `CI_JOB_STATUS`.
+fn cancelable_job(url: &str, sha: &str, script: &[&str]) -> JobResponse {
+    let mut j = job(1, url, sha, script);
+    j.steps.push(JobStep {
+        name: StepName::AfterScript,
+        script: vec!["echo \"after_script saw $CI_JOB_STATUS\"".into()],
+        timeout: 60,
+        when: When::Always,
+        allow_failure: true,
+    });
+    j
+}
+
+async fn cancel_case(script: &[&str], within: Duration) -> FakeJob {
+    let fake = FakeCoordinator::start().await;
+    let (_repo, url, sha) = repo();
+    fake.set_trace_update_interval(Some(1));
+    fake.push_job(cancelable_job(&url, &sha, script));
+    let setup = Setup::new(&fake.url, "concurrent = 1\ncheck_interval = 1");
+    let mut runner = setup.run(&[]);
+    assert!(
+        fake.wait_for(Duration::from_secs(30), |f| {
+            f.job(1)
+                .is_some_and(|j| text(&j.trace).contains("\nstarted\n"))
+        })
+        .await,
+        "{}",
+        runner.output()
+    );
+    let canceled_at = Instant::now();
+    fake.set_job_status(1, "canceling");
+    let done = fake
+        .wait_final(1, within + Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|| panic!("no final update:\n{}", runner.output()));
+    assert!(
+        canceled_at.elapsed() < within,
+        "cancel took {:?}",
+        canceled_at.elapsed()
+    );
+    let trace = text(&done.trace);
+    assert!(trace.contains("after_script saw canceled"), "{trace}");
+    let fin = done.final_update().unwrap();
+    assert_eq!(fin["state"], "failed");
+    assert_eq!(fin["output"]["checksum"], done.trace_checksum().as_str());
+    runner.signal("TERM");
+    assert!(runner.wait_exit(Duration::from_secs(20)).await.success());
+    done
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_cancel_is_graceful_and_after_script_runs() {
+    cancel_case(
+        &[
+            "echo started",
+            "for i in $(seq 1 300); do echo tick $i; sleep 0.2; done",
+        ],
+        Duration::from_secs(10),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_job_learns_of_its_cancel_from_the_keep_alive() {
+    // No output, so no trace patch carries the status: the keep-alive
+    // `PUT state=running` after 30 s of silence does.
+    let done = cancel_case(&["echo started", "sleep 120"], Duration::from_secs(45)).await;
+    let touch = done
+        .updates
+        .iter()
+        .skip(1)
+        .find(|u| u["state"] == "running")
+        .expect("a keep-alive update");
+    assert!(touch["output"]["bytesize"].as_u64().unwrap() > 0);
+    assert!(touch["output"]["checksum"]
+        .as_str()
+        .unwrap()
+        .starts_with("crc32:"));
 }
