@@ -95,6 +95,8 @@ pub struct FakeJob {
     pub uploads: Vec<Upload>,
     /// When it was handed out.
     pub handed_out: Instant,
+    /// When its final update (success or failed) arrived.
+    pub finished: Option<Instant>,
 }
 
 impl FakeJob {
@@ -400,6 +402,7 @@ async fn request_job(Ctx(shared): Ctx<Arc<Shared>>, body: Bytes) -> Response {
                         patches: Vec::new(),
                         uploads: Vec::new(),
                         handed_out: Instant::now(),
+                        finished: None,
                     },
                 );
                 return (StatusCode::CREATED, axum::Json(job)).into_response();
@@ -490,6 +493,9 @@ async fn update_job(
     };
     let headers = job_headers(&st, &new_status, None);
     let job = st.jobs.get_mut(&id).expect("looked up above");
+    if matches!(update["state"].as_str(), Some("success" | "failed")) {
+        job.finished.get_or_insert_with(Instant::now);
+    }
     job.updates.push(update);
     job.status = new_status;
     with_headers(StatusCode::OK, &headers, ())
