@@ -22,6 +22,16 @@ struct Served {
     logs: Arc<Mutex<String>>,
 }
 
+impl Drop for Served {
+    /// A failed assertion must not leave a server running.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// Starts `forerunner serve --listen 127.0.0.1:0 --data-dir DIR` and waits
 /// for the "listening on" log line.
 fn serve(data_dir: &Path, envs: &[(&str, &str)]) -> Served {
