@@ -367,6 +367,11 @@ impl JobApi for HttpJobApi {
                                 .to_owned(),
                         )
                     }
+                    404 => {
+                        return Err(
+                            "not found (404): the server does not know the job any more".to_owned(),
+                        )
+                    }
                     413 => {
                         return Err(format!(
                             "too large (413): the archive has {len} bytes, more than the server accepts (raise its maximum artifacts size or upload fewer files)"

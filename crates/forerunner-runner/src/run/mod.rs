@@ -23,9 +23,15 @@
 //!   what the server supports) — and the loop waits `shutdown_timeout` more
 //!   for those reports. A third signal exits at once.
 //!
+//! `run-single` uses the same loop with a fixed one-entry configuration,
+//! `concurrent = 1`, and the same stop semantics (the official `run-single`
+//! aborts on the first `SIGTERM`; here the first one drains, as in `run`).
+//!
 //! What it deliberately does not do: the interactive web terminal
 //! (`[session_server]`), `--user` (jobs run as the runner's user), syslog,
-//! the `/debug` endpoints.
+//! the `/debug` endpoints; `listen_address` is read at start only; entries
+//! are polled every `check_interval` each (the official runner spreads one
+//! `check_interval` over all entries).
 
 mod pickup;
 pub mod request;
