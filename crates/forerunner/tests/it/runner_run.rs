@@ -1027,3 +1027,53 @@ async fn benchmark_pickup_noop_job_and_idle_rss() {
     runner.signal("TERM");
     assert!(runner.wait_exit(Duration::from_secs(20)).await.success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_single_takes_an_entry_from_config_and_run_refuses_concurrent_0() {
+    let fake = FakeCoordinator::start().await;
+    let (_repo, url, sha) = repo();
+    fake.push_job(job(1, &url, &sha, &["echo from-config-entry"]));
+    let setup = Setup::new(&fake.url, "concurrent = 1");
+    let args: Vec<String> = [
+        "run-single",
+        "--config",
+        setup.config.to_str().unwrap(),
+        "--runner-name",
+        "test-runner",
+        "--max-builds",
+        "1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut runner = Runner::spawn(&args, setup.dir.path());
+    assert!(runner.wait_exit(Duration::from_secs(60)).await.success());
+    let done = fake.job(1).unwrap();
+    assert_eq!(done.final_update().unwrap()["state"], "success");
+    assert!(text(&done.trace).contains("\nfrom-config-entry\n"));
+
+    // An unknown entry name says where to look.
+    let args: Vec<String> = [
+        "run-single",
+        "--config",
+        setup.config.to_str().unwrap(),
+        "--runner-name",
+        "nope",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut runner = Runner::spawn(&args, setup.dir.path());
+    assert!(!runner.wait_exit(Duration::from_secs(20)).await.success());
+    assert!(runner
+        .output()
+        .contains("there is no runner named \"nope\""));
+
+    // concurrent = 0 would process nothing: refused with the fix.
+    setup.write(&fake.url, RUNNER_TOKEN, "concurrent = 0");
+    let mut runner = setup.run(&[]);
+    assert!(!runner.wait_exit(Duration::from_secs(20)).await.success());
+    let out = runner.output();
+    assert!(out.contains("'concurrent = 0'"), "{out}");
+    assert!(out.contains("set `concurrent = 1` or more"), "{out}");
+}
