@@ -469,7 +469,7 @@ async fn long_polling_is_honoured() {
     let at: Vec<Instant> = fake.job_requests().iter().map(|(t, _)| *t).collect();
     let gap = at[3].duration_since(at[2]);
     assert!(
-        gap < Duration::from_millis(2600),
+        gap < Duration::from_millis(3500),
         "held requests {gap:?} apart (check_interval is 5 s)"
     );
     // A job queued during a held request is handed out at once.
@@ -480,10 +480,7 @@ async fn long_polling_is_honoured() {
             .await
     );
     let latency = fake.job(1).unwrap().handed_out.duration_since(pushed);
-    assert!(
-        latency < Duration::from_millis(500),
-        "pickup took {latency:?}"
-    );
+    assert!(latency < Duration::from_secs(1), "pickup took {latency:?}");
     fake.wait_final(1, Duration::from_secs(30)).await.unwrap();
     runner.signal("TERM");
     assert!(runner.wait_exit(Duration::from_secs(20)).await.success());
