@@ -468,8 +468,15 @@ async fn run_stages<E: Executor + ?Sized, A: JobApi + ?Sized>(
     let success = outcome.is_none();
     if !stop.abort.is_cancelled() {
         save_caches(job, ctx, log, &host_project, success).await;
-        if let Err(o) =
-            upload_artifacts(job, api, log, &host_project, &dirs.tmp_dir, exec, success).await
+        if let Err(o) = upload_artifacts(
+            job,
+            api,
+            log,
+            &host_project,
+            exec.host_path(&dirs.tmp_dir),
+            success,
+        )
+        .await
         {
             outcome.get_or_insert(o);
         }
@@ -738,13 +745,15 @@ async fn download_artifacts<A: JobApi + ?Sized>(
     result
 }
 
-async fn upload_artifacts<A: JobApi + ?Sized, E: Executor + ?Sized>(
+/// Zips and uploads the job's artifacts. Takes host paths, not the
+/// executor: holding `&E` across an await would make the job future `!Send`
+/// for executors that are not `Sync`.
+async fn upload_artifacts<A: JobApi + ?Sized>(
     job: &JobResponse,
     api: &A,
     log: &JobLog,
     project: &Path,
-    tmp_dir: &str,
-    exec: &E,
+    tmp_host: PathBuf,
     success: bool,
 ) -> Result<(), JobOutcome> {
     let specs: Vec<_> = job
@@ -768,7 +777,6 @@ async fn upload_artifacts<A: JobApi + ?Sized, E: Executor + ?Sized>(
             "Uploading artifacts for failed job"
         },
     );
-    let tmp_host = exec.host_path(tmp_dir);
     let mut result = Ok(());
     for spec in specs {
         let project = project.to_path_buf();
@@ -961,4 +969,19 @@ pub async fn run_and_report<E: Executor + ?Sized, A: JobApi + ?Sized>(
         tokio::time::sleep(delay).await;
     }
     Err("the coordinator did not accept the final job update".into())
+}
+
+/// The job future must be `Send` with a boxed executor, so the job loop can
+/// spawn it on the multi-threaded runtime.
+#[allow(dead_code)]
+fn assert_send_with_boxed_executor<A: JobApi>(
+    job: &JobResponse,
+    ctx: &RunContext<'_>,
+    exec: &mut Box<dyn Executor>,
+    api: &A,
+    log: &JobLog,
+    stop: &StopSignals,
+) {
+    fn is_send<T: Send>(_: T) {}
+    is_send(run_job(job, ctx, exec.as_mut(), api, log, stop));
 }
