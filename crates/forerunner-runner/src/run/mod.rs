@@ -671,7 +671,6 @@ impl Manager {
             Answer::Forbidden => RequestHealth::Forbidden,
             _ => RequestHealth::Healthy,
         };
-        self.mark(entry, outcome, None);
         // The official lines carry the server's request id; without one the
         // field is left out rather than printed empty.
         let correlation = reply.correlation_id.clone();
@@ -681,7 +680,9 @@ impl Manager {
             }
             fields
         };
-        match reply.answer {
+        // The request's own line comes first, then the health verdict (the
+        // parked lines), in the official runner's order.
+        let pause = match reply.answer {
             Answer::Job(job) => {
                 let id = job.id.to_string();
                 let repo = request::without_credentials(&job.git_info.repo_url);
@@ -752,7 +753,9 @@ impl Manager {
                     .warn("Checking for jobs... failed", &pairs(&fields));
                 Some(interval)
             }
-        }
+        };
+        self.mark(entry, outcome, None);
+        pause
     }
 
     /// Reloads config.toml; a file that does not load keeps the old
