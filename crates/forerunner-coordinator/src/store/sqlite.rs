@@ -6,6 +6,8 @@
 //! compile-time checked macros) so the crate builds without a database; the
 //! integration tests are the type check. Timestamps are INTEGER milliseconds.
 
+mod ci;
+
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
