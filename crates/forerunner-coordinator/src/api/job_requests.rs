@@ -55,6 +55,10 @@ impl From<CiError> for ApiError {
     }
 }
 
+/// Seconds during which a runner's earlier contact makes recording a new
+/// one unnecessary.
+const HEARTBEAT_INTERVAL_SECS: i64 = 5;
+
 fn no_job(version: String) -> Response {
     let mut resp = StatusCode::NO_CONTENT.into_response();
     if let Ok(v) = HeaderValue::from_str(&version) {
@@ -84,23 +88,31 @@ pub async fn request(
         .filter(|(_, on)| **on)
         .map(|(name, _)| name.clone())
         .collect();
-    state
-        .store
-        .runners
-        .heartbeat(
-            runner.id,
-            ManagerHeartbeat {
-                system_id,
-                version: info.version,
-                revision: info.revision,
-                platform: info.platform,
-                architecture: info.architecture,
-                executor: info.executor,
-                ip_address: ip,
-            },
-            now(),
-        )
-        .await?;
+    // Like GitLab, contacts are not written on every poll: a runner seen in
+    // the last few seconds is known to be alive (and the job queue's
+    // writes stay the only ones on the hot path).
+    let seen_recently = runner
+        .contacted_at
+        .is_some_and(|at| now() - at < chrono::Duration::seconds(HEARTBEAT_INTERVAL_SECS));
+    if !seen_recently {
+        state
+            .store
+            .runners
+            .heartbeat(
+                runner.id,
+                ManagerHeartbeat {
+                    system_id,
+                    version: info.version,
+                    revision: info.revision,
+                    platform: info.platform,
+                    architecture: info.architecture,
+                    executor: info.executor,
+                    ip_address: ip,
+                },
+                now(),
+            )
+            .await?;
+    }
     let queue = state.ci.queue();
     let mut changes = queue.subscribe();
     let last_update = params.str("last_update");

@@ -138,9 +138,9 @@ impl Ci {
         loop {
             let jobs = store.pipeline_jobs(pipeline_id).await?;
             let current = latest(&jobs);
-            let mut changed = false;
             // Jobs without `needs:` of one stage wait for the same jobs.
             let mut by_stage: HashMap<i64, Option<JobStatus>> = HashMap::new();
+            let mut changes = Vec::new();
             for job in current.iter().filter(|j| j.status == JobStatus::Created) {
                 let before = if job.spec.needs.is_none() {
                     *by_stage
@@ -172,14 +172,10 @@ impl Ci {
                     },
                     _ => JobChange::default(),
                 };
-                if store
-                    .transition_job(job.id, &[JobStatus::Created], next, change)
-                    .await?
-                {
-                    changed = true;
-                    enqueued |= next == JobStatus::Pending;
-                }
+                enqueued |= next == JobStatus::Pending;
+                changes.push((job.id, next, change));
             }
+            let changed = !changes.is_empty() && store.start_jobs(&changes).await? > 0;
             if !changed {
                 self.update_pipeline_status(pipeline_id, &current).await?;
                 break;

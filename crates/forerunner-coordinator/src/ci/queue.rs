@@ -23,8 +23,10 @@ use crate::store::{Store, StoreResult};
 
 /// Timeout of a job without `timeout:` (GitLab's project default, 1 hour).
 pub const DEFAULT_JOB_TIMEOUT: i64 = 3600;
-/// Pending jobs read per store round trip while looking for a match.
-const SCAN_BATCH: i64 = 256;
+/// Pending jobs read by the first store round trip while looking for a
+/// match (usually the oldest pending job fits), and by later ones.
+const FIRST_BATCH: i64 = 16;
+const NEXT_BATCH: i64 = 256;
 
 /// The result of [`Queue::pick`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,8 +93,10 @@ impl Queue {
         let _turn = self.dispatch.lock().await;
         let mut groups: HashMap<i64, BTreeSet<i64>> = HashMap::new();
         let mut after = 0;
+        let mut batch_size = FIRST_BATCH;
         loop {
-            let batch = store.ci.queued_jobs(after, SCAN_BATCH).await?;
+            let batch = store.ci.queued_jobs(after, batch_size).await?;
+            batch_size = NEXT_BATCH;
             let Some(last) = batch.last() else {
                 return Ok(Pick::Nothing);
             };

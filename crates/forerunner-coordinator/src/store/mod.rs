@@ -247,6 +247,10 @@ pub trait CiStore: Send + Sync {
         to: JobStatus,
         change: JobChange,
     ) -> StoreResult<bool>;
+    /// Moves each of `job_ids` whose status is `created` to its status in
+    /// one transaction (progression starting many jobs at once); returns
+    /// how many moved.
+    async fn start_jobs(&self, changes: &[(i64, JobStatus, JobChange)]) -> StoreResult<usize>;
     /// Records runner activity on a job.
     async fn touch_job(&self, job_id: i64, now: DateTime<Utc>) -> StoreResult<()>;
     /// Records a job's uploaded archive.

@@ -3,6 +3,7 @@
 //! python-gitlab.
 mod ci_support;
 mod coordinator_api;
+mod dispatch;
 mod jobs_api;
 mod pipelines_api;
 mod python_gitlab;

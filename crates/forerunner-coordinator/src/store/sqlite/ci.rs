@@ -171,6 +171,39 @@ async fn insert_job(
     Ok(id)
 }
 
+async fn transition(
+    conn: &mut sqlx::SqliteConnection,
+    job_id: i64,
+    from: &[JobStatus],
+    to: JobStatus,
+    change: JobChange,
+) -> StoreResult<bool> {
+    let mut qb = QueryBuilder::<Sqlite>::new("UPDATE jobs SET status = ");
+    qb.push_bind(to.as_str());
+    qb.push(", failure_reason = COALESCE(")
+        .push_bind(change.failure_reason)
+        .push(", failure_reason)");
+    qb.push(", exit_code = COALESCE(")
+        .push_bind(change.exit_code)
+        .push(", exit_code)");
+    qb.push(", queued_at = COALESCE(")
+        .push_bind(change.queued_at.map(to_millis))
+        .push(", queued_at)");
+    qb.push(", scheduled_at = COALESCE(")
+        .push_bind(change.scheduled_at.map(to_millis))
+        .push(", scheduled_at)");
+    qb.push(", finished_at = COALESCE(")
+        .push_bind(change.finished_at.map(to_millis))
+        .push(", finished_at)");
+    qb.push(", user_id = COALESCE(")
+        .push_bind(change.user_id)
+        .push(", user_id)");
+    qb.push(" WHERE id = ").push_bind(job_id);
+    push_statuses(&mut qb, from);
+    let done = qb.build().execute(&mut *conn).await.map_err(backend)?;
+    Ok(done.rows_affected() == 1)
+}
+
 fn push_statuses(qb: &mut QueryBuilder<'_, Sqlite>, statuses: &[JobStatus]) {
     if statuses.is_empty() {
         return;
@@ -452,30 +485,20 @@ impl CiStore for SqliteStore {
         to: JobStatus,
         change: JobChange,
     ) -> StoreResult<bool> {
-        let mut qb = QueryBuilder::<Sqlite>::new("UPDATE jobs SET status = ");
-        qb.push_bind(to.as_str());
-        qb.push(", failure_reason = COALESCE(")
-            .push_bind(change.failure_reason)
-            .push(", failure_reason)");
-        qb.push(", exit_code = COALESCE(")
-            .push_bind(change.exit_code)
-            .push(", exit_code)");
-        qb.push(", queued_at = COALESCE(")
-            .push_bind(change.queued_at.map(to_millis))
-            .push(", queued_at)");
-        qb.push(", scheduled_at = COALESCE(")
-            .push_bind(change.scheduled_at.map(to_millis))
-            .push(", scheduled_at)");
-        qb.push(", finished_at = COALESCE(")
-            .push_bind(change.finished_at.map(to_millis))
-            .push(", finished_at)");
-        qb.push(", user_id = COALESCE(")
-            .push_bind(change.user_id)
-            .push(", user_id)");
-        qb.push(" WHERE id = ").push_bind(job_id);
-        push_statuses(&mut qb, from);
-        let done = qb.build().execute(&self.pool).await.map_err(backend)?;
-        Ok(done.rows_affected() == 1)
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        transition(&mut conn, job_id, from, to, change).await
+    }
+
+    async fn start_jobs(&self, changes: &[(i64, JobStatus, JobChange)]) -> StoreResult<usize> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut moved = 0;
+        for (id, to, change) in changes {
+            if transition(&mut tx, *id, &[JobStatus::Created], *to, change.clone()).await? {
+                moved += 1;
+            }
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(moved)
     }
 
     async fn touch_job(&self, job_id: i64, now: DateTime<Utc>) -> StoreResult<()> {
