@@ -7,6 +7,7 @@ mod dispatch;
 mod jobs_api;
 mod pipelines_api;
 mod python_gitlab;
+mod python_gitlab_pipelines;
 mod runner_doctor;
 mod runner_manage;
 mod runner_register;
