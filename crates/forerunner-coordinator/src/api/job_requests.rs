@@ -361,6 +361,21 @@ pub async fn upload_artifacts(
         return Err(too_large());
     }
     let early_token = job_token(&headers, Some(&query), None);
+    // Nothing touches the disk for a job that does not exist, or for a
+    // token (when given up front) that is not the job's.
+    match &early_token {
+        Some(token) => {
+            job_with_token(&state, id, Some(token.clone())).await?;
+        }
+        None => {
+            state
+                .store
+                .ci
+                .job_by_id(id)
+                .await?
+                .ok_or(ApiError::NotFound(""))?;
+        }
+    }
     let mut multipart = Multipart::from_request(request, &())
         .await
         .map_err(|e| ApiError::InvalidParams(format!("malformed multipart body: {e}")))?;

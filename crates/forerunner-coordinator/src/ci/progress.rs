@@ -236,6 +236,12 @@ impl Ci {
                         finished_at: Some(t),
                         failure_reason: Some(reason.clone()),
                         exit_code: *exit_code,
+                        // `allow_failure: exit_codes:` allows this failure.
+                        allow_failure: exit_code
+                            .is_some_and(|c| {
+                                job.spec.allow_failure_exit_codes.contains(&i64::from(c))
+                            })
+                            .then_some(true),
                         ..JobChange::default()
                     },
                 ),

@@ -328,6 +328,8 @@ pub struct JobChange {
     pub finished_at: Option<DateTime<Utc>>,
     /// Who played it.
     pub user_id: Option<i64>,
+    /// Allow the failure after all (`allow_failure: exit_codes` matched).
+    pub allow_failure: Option<bool>,
 }
 
 /// Who owns a CI/CD variable.

@@ -19,13 +19,23 @@ pub(crate) struct CiProject {
 
 /// Creates a project owned by root whose repository holds `.gitlab-ci.yml`.
 pub(crate) async fn project_with_ci(c: &TestCoordinator, name: &str, ci_yaml: &str) -> CiProject {
+    project_in_group(c, name, ci_yaml, None).await
+}
+
+/// Like [`project_with_ci`], in group `group` when given.
+pub(crate) async fn project_in_group(
+    c: &TestCoordinator,
+    name: &str,
+    ci_yaml: &str,
+    group: Option<i64>,
+) -> CiProject {
     let repo = GitRepo::with_files(&[(".gitlab-ci.yml", ci_yaml), ("README.md", "hello\n")]);
+    let mut body = json!({"name": name, "import_url": repo.url()});
+    if let Some(group) = group {
+        body["namespace_id"] = json!(group);
+    }
     let v = c
-        .root_request(
-            reqwest::Method::POST,
-            "/projects",
-            Some(json!({"name": name, "import_url": repo.url()})),
-        )
+        .root_request(reqwest::Method::POST, "/projects", Some(body))
         .await
         .expect("failed to create a project");
     CiProject {

@@ -9,8 +9,8 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::ci_support::{
-    create_pipeline, instance_runner, job_status, pipeline_jobs, pipeline_status, project_with_ci,
-    zip_of,
+    create_pipeline, instance_runner, job_status, pipeline_jobs, pipeline_status, project_in_group,
+    project_with_ci, zip_of,
 };
 
 const THREE_STAGES: &str = r#"
@@ -477,4 +477,94 @@ async fn project_variables_reach_jobs_with_their_flags() {
         .unwrap();
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
     c.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn group_and_protected_variables_and_allowed_exit_codes() {
+    let c = TestCoordinator::spawn().await;
+    let group = c.create_group("ci-group").await;
+    let gid = group["id"].as_i64().unwrap();
+    let yaml = "\
+check:
+  stage: test
+  allow_failure:
+    exit_codes: [42]
+  script: [exit 42]
+after:
+  stage: deploy
+  script: [echo after]
+";
+    let project = project_in_group(&c, "grouped", yaml, Some(gid)).await;
+    project.repo.commit(&[("feature.txt", "x")], "more");
+    std::process::Command::new("git")
+        .current_dir(project.repo.path())
+        .args(["branch", "feature"])
+        .output()
+        .unwrap();
+    c.root_request(
+        reqwest::Method::POST,
+        &format!("/groups/{gid}/variables"),
+        Some(json!({"key": "FROM_GROUP", "value": "g"})),
+    )
+    .await
+    .unwrap();
+    c.root_request(
+        reqwest::Method::POST,
+        &format!("/projects/{}/variables", project.id),
+        Some(json!({"key": "DEPLOY_KEY", "value": "only-protected", "protected": true})),
+    )
+    .await
+    .unwrap();
+    let runner = instance_runner(&c).await;
+
+    let pid = create_pipeline(&c, project.id, "main").await["id"]
+        .as_i64()
+        .unwrap();
+    let check = runner.request_now().await.unwrap().job();
+    assert_eq!(check.variable("FROM_GROUP"), Some("g"));
+    assert_eq!(check.variable("DEPLOY_KEY"), Some("only-protected"));
+    assert_eq!(check.variable("CI_PROJECT_NAMESPACE"), Some("ci-group"));
+    check_fails_with(&runner, &check, 42).await;
+    // Exit code 42 is allowed: the next stage runs, the pipeline passes.
+    let after = runner.request_now().await.unwrap().job();
+    assert_eq!(after.job_info.name, "after");
+    runner.finish(&after, true).await.unwrap();
+    assert_eq!(pipeline_status(&c, project.id, pid).await, "success");
+    let jobs = pipeline_jobs(&c, project.id, pid).await;
+    let check_json = jobs.iter().find(|j| j["name"] == "check").unwrap();
+    assert_eq!(check_json["status"], "failed");
+    assert_eq!(check_json["allow_failure"], true);
+
+    let pid = create_pipeline(&c, project.id, "feature").await["id"]
+        .as_i64()
+        .unwrap();
+    let check = runner.request_now().await.unwrap().job();
+    assert_eq!(check.variable("FROM_GROUP"), Some("g"));
+    assert_eq!(
+        check.variable("DEPLOY_KEY"),
+        None,
+        "protected variables stay on protected refs"
+    );
+    check_fails_with(&runner, &check, 1).await;
+    assert_eq!(job_status(&c, project.id, pid, "after").await, "skipped");
+    assert_eq!(pipeline_status(&c, project.id, pid).await, "failed");
+    c.stop().await.unwrap();
+}
+
+async fn check_fails_with(
+    runner: &forerunner_testkit::RunnerClient,
+    job: &forerunner_protocol::jobs::JobResponse,
+    exit_code: i32,
+) {
+    let (status, _) = runner
+        .update(
+            job,
+            JobState::Failed,
+            Some("script_failure"),
+            Some(exit_code),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::OK);
 }

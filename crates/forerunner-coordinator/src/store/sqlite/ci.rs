@@ -198,6 +198,9 @@ async fn transition(
     qb.push(", user_id = COALESCE(")
         .push_bind(change.user_id)
         .push(", user_id)");
+    qb.push(", allow_failure = COALESCE(")
+        .push_bind(change.allow_failure)
+        .push(", allow_failure)");
     qb.push(" WHERE id = ").push_bind(job_id);
     push_statuses(&mut qb, from);
     let done = qb.build().execute(&mut *conn).await.map_err(backend)?;
