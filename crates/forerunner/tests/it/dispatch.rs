@@ -250,3 +250,32 @@ vanishing:
     assert_eq!(old["retried"], true);
     c.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delayed_jobs_start_when_their_time_comes() {
+    let c = TestCoordinator::spawn_with(CiSettings {
+        sweep_interval: Duration::from_millis(100),
+        ..CiSettings::default()
+    })
+    .await;
+    let yaml = "later:\n  when: delayed\n  start_in: 1 second\n  script: [x]\n";
+    let project = project_with_ci(&c, "delayed", yaml).await;
+    let pid = create_pipeline(&c, project.id, "main").await["id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(job_status(&c, project.id, pid, "later").await, "scheduled");
+    let r = instance_runner(&c).await;
+    assert!(matches!(
+        r.request_now().await.unwrap(),
+        JobRequestOutcome::NoJob(_)
+    ));
+    // A held request is answered once the sweep makes the job pending.
+    let started = Instant::now();
+    let job = r.request_job(None).await.unwrap().job();
+    assert_eq!(job.job_info.name, "later");
+    println!(
+        "delayed job picked {:?} after the request",
+        started.elapsed()
+    );
+    c.stop().await.unwrap();
+}
