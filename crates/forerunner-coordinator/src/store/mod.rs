@@ -13,6 +13,8 @@
 
 #[cfg(test)]
 mod conformance;
+#[cfg(test)]
+mod conformance_ci;
 pub mod sqlite;
 
 use std::path::Path;
