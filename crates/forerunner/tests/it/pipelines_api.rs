@@ -446,8 +446,20 @@ async fn project_variables_reach_jobs_with_their_flags() {
     assert_eq!(listed.as_array().unwrap().len(), 3);
 
     let runner = instance_runner(&c).await;
-    create_pipeline(&c, project.id, "main").await;
+    c.root_request(
+        reqwest::Method::POST,
+        &format!("/projects/{}/pipeline", project.id),
+        Some(json!({"ref": "main", "variables": [
+            {"key": "FROM_PIPELINE", "value": "p"},
+            {"key": "SECRET", "value": "overridden", "variable_type": "env_var"},
+        ]})),
+    )
+    .await
+    .unwrap();
     let job = runner.request_now().await.unwrap().job();
+    assert_eq!(job.variable("FROM_PIPELINE"), Some("p"));
+    // Pipeline variables come last, so they win over project ones.
+    assert_eq!(job.variable("SECRET"), Some("overridden"));
     let secret = job.variables.iter().find(|v| v.key == "SECRET").unwrap();
     assert!(secret.masked && !secret.public);
     let config = job.variables.iter().find(|v| v.key == "CONFIG").unwrap();
