@@ -9,6 +9,7 @@ mod pipelines_api;
 mod python_gitlab;
 mod python_gitlab_pipelines;
 mod runner_doctor;
+mod runner_e2e;
 mod runner_manage;
 mod runner_register;
 mod runner_run;
