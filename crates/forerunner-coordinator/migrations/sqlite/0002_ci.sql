@@ -21,6 +21,10 @@ CREATE TABLE pipelines (
     protected        INTEGER NOT NULL DEFAULT 0,
     user_id          INTEGER REFERENCES users(id) ON DELETE SET NULL,
     name             TEXT,
+    -- CI_COMMIT_MESSAGE, CI_COMMIT_AUTHOR, CI_COMMIT_TIMESTAMP
+    commit_message   TEXT    NOT NULL DEFAULT '',
+    commit_author    TEXT    NOT NULL DEFAULT '',
+    commit_timestamp TEXT    NOT NULL DEFAULT '',
     -- JSON array of {key, value, variable_type} given at creation
     variables        TEXT    NOT NULL DEFAULT '[]',
     created_at       INTEGER NOT NULL,

@@ -18,8 +18,8 @@ use forerunner_protocol::jobs::{ArtifactSpec, CacheSpec, Image, JobVariable, Whe
 
 use crate::ci::{Ci, CiError};
 use crate::domain::{
-    now, JobSpec, NeedSpec, NewJob, NewPipeline, Pipeline, PipelineVariable, Project, RetrySpec,
-    YamlVariable,
+    now, CommitDetails, JobSpec, NeedSpec, NewJob, NewPipeline, Pipeline, PipelineVariable,
+    Project, RetrySpec, YamlVariable,
 };
 use crate::git::{GitError, RefKind, ZERO_SHA};
 
@@ -123,6 +123,17 @@ impl Ci {
             .ok()
             .flatten()
             .unwrap_or_else(|| ZERO_SHA.to_owned());
+        let commit = match mirror.commit_info(&sha).await {
+            Ok(info) => CommitDetails {
+                message: info.message,
+                author: info.author,
+                timestamp: info.timestamp,
+            },
+            Err(err) => {
+                tracing::warn!(project_id = project.id, error = %err, "failed to read the commit message");
+                CommitDetails::default()
+            }
+        };
         let source_name = if request.source.is_empty() {
             "api".to_owned()
         } else {
@@ -188,6 +199,7 @@ impl Ci {
                     user_id: request.user_id,
                     name: planned.name.clone(),
                     variables: request.variables,
+                    commit,
                 },
                 jobs,
                 now(),

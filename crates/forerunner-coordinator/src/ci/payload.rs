@@ -76,7 +76,6 @@ impl Ci {
             job,
             token,
             runner,
-            commit_message: "",
         };
         let variables = job_variables(&ctx, &group_vars, &project_vars);
         let timeout = job.timeout.unwrap_or(crate::ci::queue::DEFAULT_JOB_TIMEOUT);

@@ -27,8 +27,6 @@ pub struct JobContext<'a> {
     pub token: &'a str,
     /// The runner running the job.
     pub runner: &'a Runner,
-    /// The commit message of the pipeline's sha (empty when unknown).
-    pub commit_message: &'a str,
 }
 
 fn var(key: &str, value: impl Into<String>) -> JobVariable {
@@ -160,11 +158,21 @@ pub fn predefined(ctx: &JobContext<'_>) -> Vec<JobVariable> {
         var("CI_COMMIT_REF_NAME", pipeline.ref_name.clone()),
         var("CI_COMMIT_REF_SLUG", slug(&pipeline.ref_name)),
         var("CI_COMMIT_REF_PROTECTED", pipeline.protected.to_string()),
-        var("CI_COMMIT_MESSAGE", ctx.commit_message),
+        var("CI_COMMIT_MESSAGE", pipeline.commit.message.clone()),
         var(
             "CI_COMMIT_TITLE",
-            ctx.commit_message.lines().next().unwrap_or_default(),
+            pipeline.commit.message.lines().next().unwrap_or_default(),
         ),
+        var(
+            "CI_COMMIT_DESCRIPTION",
+            pipeline
+                .commit
+                .message
+                .split_once('\n')
+                .map_or("", |(_, rest)| rest.trim_start_matches('\n')),
+        ),
+        var("CI_COMMIT_AUTHOR", pipeline.commit.author.clone()),
+        var("CI_COMMIT_TIMESTAMP", pipeline.commit.timestamp.clone()),
         var("CI_RUNNER_ID", runner.id.to_string()),
         var(
             "CI_RUNNER_DESCRIPTION",

@@ -41,6 +41,8 @@ pub struct Pipeline {
     pub name: Option<String>,
     /// Variables given at creation.
     pub variables: Vec<PipelineVariable>,
+    /// The commit's author, time and message.
+    pub commit: CommitDetails,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -90,6 +92,19 @@ pub struct NewPipeline {
     pub name: Option<String>,
     /// Variables given at creation.
     pub variables: Vec<PipelineVariable>,
+    /// The commit's author, time and message.
+    pub commit: CommitDetails,
+}
+
+/// What the pipeline's commit says about itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommitDetails {
+    /// Full message.
+    pub message: String,
+    /// `Name <email>`.
+    pub author: String,
+    /// ISO 8601 commit time.
+    pub timestamp: String,
 }
 
 /// One `needs:` entry of a stored job.

@@ -17,8 +17,8 @@ pub mod settings;
 pub mod user;
 
 pub use job::{
-    ArtifactsArchive, CiVariable, Job, JobChange, JobSpec, NeedSpec, NewJob, NewPipeline, Pipeline,
-    PipelineVariable, QueuedJob, RetrySpec, VariableOwner, YamlVariable,
+    ArtifactsArchive, CiVariable, CommitDetails, Job, JobChange, JobSpec, NeedSpec, NewJob,
+    NewPipeline, Pipeline, PipelineVariable, QueuedJob, RetrySpec, VariableOwner, YamlVariable,
 };
 pub use job_status::JobStatus;
 pub use namespace::{Group, NewGroup, NewProject, Project, ProjectUpdate};

@@ -5,8 +5,8 @@
 use forerunner_protocol::runners::{AccessLevel, RunnerType};
 
 use crate::domain::{
-    digest, now, CiVariable, JobChange, JobSpec, JobStatus, NewJob, NewPipeline, NewProject,
-    NewRunner, Page, RegistrationType, VariableOwner,
+    digest, now, CiVariable, CommitDetails, JobChange, JobSpec, JobStatus, NewJob, NewPipeline,
+    NewProject, NewRunner, Page, RegistrationType, VariableOwner,
 };
 use crate::store::{JobFilter, Store, StoreError};
 
@@ -39,6 +39,10 @@ fn pipeline(project_id: i64) -> NewPipeline {
         user_id: None,
         name: None,
         variables: vec![],
+        commit: CommitDetails {
+            message: "subject\n\nbody".into(),
+            ..CommitDetails::default()
+        },
     }
 }
 
@@ -66,6 +70,7 @@ pub(crate) async fn pipelines_and_jobs(store: &Store) {
         .await
         .unwrap();
     assert_eq!(first.iid, 1);
+    assert_eq!(first.commit.message, "subject\n\nbody");
     assert_eq!(jobs.len(), 2);
     assert!(jobs.iter().all(|j| j.status == JobStatus::Created));
     assert_eq!(jobs[0].spec.script, ["true"]);

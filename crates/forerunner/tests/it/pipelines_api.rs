@@ -79,6 +79,12 @@ async fn three_stages_with_needs_artifacts_allow_failure_and_a_manual_job() {
     );
     assert_eq!(build.variable("CI_DEFAULT_BRANCH"), Some("main"));
     assert_eq!(build.variable("GITLAB_CI"), Some("true"));
+    assert_eq!(build.variable("CI_COMMIT_MESSAGE"), Some("initial commit"));
+    assert_eq!(build.variable("CI_COMMIT_TITLE"), Some("initial commit"));
+    assert_eq!(
+        build.variable("CI_COMMIT_AUTHOR"),
+        Some("Test <test@example.com>")
+    );
     assert_eq!(
         build.variable("CI_API_V4_URL"),
         Some(format!("{}/api/v4", c.url).as_str())

@@ -13,8 +13,9 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{backend, unique, SqliteStore};
 use crate::domain::{
-    from_millis, to_millis, ArtifactsArchive, CiVariable, Job, JobChange, JobSpec, JobStatus,
-    NewJob, NewPipeline, Page, Paged, Pipeline, PipelineVariable, QueuedJob, VariableOwner,
+    from_millis, to_millis, ArtifactsArchive, CiVariable, CommitDetails, Job, JobChange, JobSpec,
+    JobStatus, NewJob, NewPipeline, Page, Paged, Pipeline, PipelineVariable, QueuedJob,
+    VariableOwner,
 };
 use crate::store::{CiStore, JobFilter, StoreError, StoreResult};
 
@@ -24,7 +25,8 @@ const JOB_COLUMNS: &str = "id, pipeline_id, project_id, name, stage, stage_index
     artifacts_filename, artifacts_size, artifacts_expire_at";
 
 const PIPELINE_COLUMNS: &str = "id, iid, project_id, ref, tag, sha, before_sha, source, status,
-    protected, user_id, name, variables, created_at, updated_at, started_at, finished_at";
+    protected, user_id, name, variables, commit_message, commit_author, commit_timestamp,
+    created_at, updated_at, started_at, finished_at";
 
 fn corrupt(what: &str, err: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("stored {what} is unreadable: {err}").into())
@@ -108,6 +110,11 @@ fn pipeline_from_row(row: &SqliteRow) -> StoreResult<Pipeline> {
         user_id: row.try_get("user_id").map_err(backend)?,
         name: row.try_get("name").map_err(backend)?,
         variables,
+        commit: CommitDetails {
+            message: get_str("commit_message")?,
+            author: get_str("commit_author")?,
+            timestamp: get_str("commit_timestamp")?,
+        },
         created_at: from_millis(row.try_get("created_at").map_err(backend)?),
         updated_at: from_millis(row.try_get("updated_at").map_err(backend)?),
         started_at: opt_time(row, "started_at")?,
@@ -230,9 +237,10 @@ impl CiStore for SqliteStore {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let id: i64 = sqlx::query(
             "INSERT INTO pipelines (project_id, iid, ref, tag, sha, before_sha, source, status,
-                 protected, user_id, name, variables, created_at, updated_at)
+                 protected, user_id, name, variables, commit_message, commit_author,
+                 commit_timestamp, created_at, updated_at)
              VALUES (?, (SELECT COALESCE(MAX(iid), 0) + 1 FROM pipelines WHERE project_id = ?),
-                 ?, ?, ?, ?, ?, 'created', ?, ?, ?, ?, ?, ?) RETURNING id",
+                 ?, ?, ?, ?, ?, 'created', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(new.project_id)
         .bind(new.project_id)
@@ -245,6 +253,9 @@ impl CiStore for SqliteStore {
         .bind(new.user_id)
         .bind(&new.name)
         .bind(json(&new.variables)?)
+        .bind(&new.commit.message)
+        .bind(&new.commit.author)
+        .bind(&new.commit.timestamp)
         .bind(to_millis(now))
         .bind(to_millis(now))
         .fetch_one(&mut *tx)
