@@ -325,3 +325,105 @@ async fn runners_clone_the_project_over_http_with_their_job_token() {
     );
     c.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_input_on_job_and_pipeline_endpoints_is_never_a_server_error() {
+    let c = TestCoordinator::spawn_with(forerunner_coordinator::config::CiSettings {
+        long_poll_timeout: std::time::Duration::from_millis(50),
+        ..Default::default()
+    })
+    .await;
+    let group = c.create_group("fuzz-ci").await;
+    let gid = group["id"].as_i64().unwrap();
+    let project = project_with_ci(&c, "fuzz", "a:\n  script: [x]\nb:\n  script: [x]\n").await;
+    let pid = project.id;
+    let pipeline = create_pipeline(&c, pid, "main").await["id"]
+        .as_i64()
+        .unwrap();
+    let r = instance_runner(&c).await;
+    let job = r.request_now().await.unwrap().job();
+    let id = job.id;
+    let endpoints = [
+        (reqwest::Method::POST, "/jobs/request".to_owned()),
+        (reqwest::Method::PUT, format!("/jobs/{id}")),
+        (reqwest::Method::PATCH, format!("/jobs/{id}/trace")),
+        (reqwest::Method::POST, format!("/jobs/{id}/artifacts")),
+        (reqwest::Method::GET, format!("/jobs/{id}/artifacts")),
+        (reqwest::Method::PUT, "/jobs/abc".to_owned()),
+        (reqwest::Method::POST, format!("/projects/{pid}/pipeline")),
+        (reqwest::Method::GET, format!("/projects/{pid}/pipelines")),
+        (reqwest::Method::GET, format!("/projects/{pid}/pipelines/x")),
+        (
+            reqwest::Method::GET,
+            format!("/projects/{pid}/pipelines/{pipeline}/jobs"),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("/projects/{pid}/pipelines/{pipeline}/retry"),
+        ),
+        (reqwest::Method::GET, format!("/projects/{pid}/jobs")),
+        (
+            reqwest::Method::GET,
+            format!("/projects/{pid}/jobs/99999999999999999999"),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("/projects/{pid}/jobs/{id}/play"),
+        ),
+        (
+            reqwest::Method::GET,
+            format!("/projects/{pid}/jobs/{id}/artifacts/../x"),
+        ),
+        (reqwest::Method::POST, format!("/projects/{pid}/variables")),
+        (reqwest::Method::PUT, format!("/projects/{pid}/variables/K")),
+        (reqwest::Method::POST, format!("/groups/{gid}/variables")),
+    ];
+    let bodies: Vec<(&str, Vec<u8>)> = vec![
+        ("application/json", b"{".to_vec()),
+        ("application/json", b"[1,2]".to_vec()),
+        ("application/json", b"null".to_vec()),
+        (
+            "application/json",
+            b"{\"token\": {}, \"state\": [], \"ref\": 5, \"variables\": \"x\"}".to_vec(),
+        ),
+        (
+            "application/json",
+            b"{\"state\": \"exploded\", \"output\": {\"bytesize\": -1}, \"key\": \"a b\", \"value\": {}}".to_vec(),
+        ),
+        ("application/json", vec![0xff, 0xfe, 0x00, 0x7b]),
+        ("application/x-www-form-urlencoded", b"%zz=%%&token".to_vec()),
+        ("multipart/form-data", b"--nope".to_vec()),
+        ("multipart/form-data; boundary=x", b"--x\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nabc\r\n--x--\r\n".to_vec()),
+        ("text/plain", b"trace bytes".to_vec()),
+    ];
+    for (method, path) in &endpoints {
+        for (content_type, body) in &bodies {
+            for query in [
+                "",
+                "?scope[]=nope&page=0",
+                "?last_update=&artifact_type=../x",
+            ] {
+                for range in ["0-3", "x-y", "99-1"] {
+                    let resp = c
+                        .client()
+                        .request(method.clone(), c.api(&format!("{path}{query}")))
+                        .header("PRIVATE-TOKEN", &c.root_token)
+                        .header("JOB-TOKEN", &job.token)
+                        .header("Content-Range", range)
+                        .header("content-type", *content_type)
+                        .body(body.clone())
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = resp.status();
+                    assert!(
+                        status.is_client_error() || status.is_success(),
+                        "{method} {path}{query} ({range}) with {content_type} {:?}: {status}",
+                        String::from_utf8_lossy(body)
+                    );
+                }
+            }
+        }
+    }
+    c.stop().await.unwrap();
+}
