@@ -50,17 +50,29 @@ async fn main() -> anyhow::Result<()> {
         )
         .await?;
     let pipeline_id = pipeline["id"].as_i64().unwrap_or_default();
-    let listed = c
-        .root_request(
-            reqwest::Method::GET,
-            &format!("/projects/{project_id}/pipelines/{pipeline_id}/jobs?per_page=100000"),
-            None,
-        )
-        .await?;
-    let ids: Vec<i64> = listed
-        .as_array()
-        .map(|a| a.iter().filter_map(|j| j["id"].as_i64()).collect())
-        .unwrap_or_default();
+    let mut ids: Vec<i64> = Vec::with_capacity(jobs);
+    for page in 1.. {
+        let listed = c
+            .root_request(
+                reqwest::Method::GET,
+                &format!(
+                    "/projects/{project_id}/pipelines/{pipeline_id}/jobs?per_page=100&page={page}"
+                ),
+                None,
+            )
+            .await?;
+        let before = ids.len();
+        ids.extend(
+            listed
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|j| j["id"].as_i64()),
+        );
+        if ids.len() == before {
+            break;
+        }
+    }
     let (_, token) = c
         .create_runner(json!({"runner_type": "instance_type", "run_untagged": true}))
         .await;
