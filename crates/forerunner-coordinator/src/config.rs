@@ -2,6 +2,7 @@
 //! environment (`FORERUNNER_ROOT_TOKEN`, `FORERUNNER_REGISTRATION_TOKEN`).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::domain::Secret;
 
@@ -26,6 +27,37 @@ pub struct Settings {
     pub root_token: Option<Secret>,
     /// Instance registration token; generated when `None` and none is set.
     pub registration_token: Option<Secret>,
+    /// Job queue, trace and artifact limits.
+    pub ci: CiSettings,
+}
+
+/// Settings of the job queue and the runner job API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CiSettings {
+    /// How long `POST /jobs/request` holds a request that finds no job
+    /// (GitLab Workhorse's long polling; default 50 s).
+    pub long_poll_timeout: Duration,
+    /// `X-GitLab-Trace-Update-Interval` sent to runners, in seconds.
+    pub trace_update_interval: u64,
+    /// Largest accepted artifacts upload, in bytes (default 100 MiB).
+    pub max_artifacts_size: u64,
+    /// A running job without a trace patch or update for this long failed
+    /// with `runner_system_failure` (default 1 hour).
+    pub runner_vanish_timeout: Duration,
+    /// How often running jobs are checked for timeouts and vanished runners.
+    pub sweep_interval: Duration,
+}
+
+impl Default for CiSettings {
+    fn default() -> Self {
+        CiSettings {
+            long_poll_timeout: Duration::from_secs(50),
+            trace_update_interval: 30,
+            max_artifacts_size: 100 * 1024 * 1024,
+            runner_vanish_timeout: Duration::from_secs(3600),
+            sweep_interval: Duration::from_secs(5),
+        }
+    }
 }
 
 impl Settings {
@@ -43,6 +75,7 @@ impl Settings {
             data_dir,
             root_token: var(ROOT_TOKEN_ENV),
             registration_token: var(REGISTRATION_TOKEN_ENV),
+            ci: CiSettings::default(),
         }
     }
 }

@@ -4,10 +4,12 @@
 //! Layers, outermost first: [`cli`] (`forerunner serve`/`admin`),
 //! [`startup`] (bind and serve), [`api`] (thin handlers and GitLab's wire
 //! behaviour), [`domain`] (rules without I/O), [`store`] (persistence behind
-//! traits). Jobs, pipelines and long polling come in later issues.
+//! traits), with [`ci`] (pipelines, the job queue and its progression) and
+//! [`git`] (repository mirrors and smart HTTP) beside the API.
 
 pub mod api;
 pub mod bootstrap;
+pub mod ci;
 pub mod cli;
 pub mod config;
 pub mod domain;

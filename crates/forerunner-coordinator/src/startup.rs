@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
 use crate::bootstrap::bootstrap;
+use crate::ci::Ci;
 use crate::config::Settings;
 use crate::store::Store;
 
@@ -19,6 +20,7 @@ pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
     store: Store,
+    ci: Ci,
 }
 
 impl Application {
@@ -44,10 +46,12 @@ impl Application {
         let local_addr = listener
             .local_addr()
             .context("failed to read the bound address")?;
+        let ci = Ci::new(store.clone(), &settings.data_dir, settings.ci.clone());
         Ok(Application {
             listener,
             local_addr,
             store,
+            ci,
         })
     }
 
@@ -81,7 +85,9 @@ impl Application {
             store: self.store,
             local_addr: self.local_addr,
             shutdown: stopping.clone(),
+            ci: self.ci.clone(),
         };
+        let monitor = self.ci.spawn_monitor(stopping.clone());
         let app = api::router(state);
         let shutdown = async move {
             shutdown.await;
@@ -95,6 +101,7 @@ impl Application {
         .with_graceful_shutdown(shutdown)
         .await
         .context("the HTTP server failed")?;
+        monitor.abort();
         tracing::info!("coordinator stopped");
         Ok(())
     }

@@ -20,9 +20,11 @@
 //! - [`jobs`]: job request, job payload, job state updates.
 //! - [`failure`]: job failure reasons.
 //! - [`trace`]: `Content-Range` handling of trace patches.
+//! - [`ci`]: pipeline, job and CI/CD variable entities of the REST API.
 //! - [`de`]: lenient decoding of parameters sent as query, form or JSON.
 #![warn(missing_docs)]
 
+pub mod ci;
 pub mod de;
 pub mod errors;
 pub mod failure;

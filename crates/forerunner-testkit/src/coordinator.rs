@@ -1,7 +1,7 @@
 //! [`TestCoordinator`]: spawn the real coordinator in process.
 
 use anyhow::{bail, Context as _};
-use forerunner_coordinator::config::Settings;
+use forerunner_coordinator::config::{CiSettings, Settings};
 use forerunner_coordinator::domain::{
     ManagerHeartbeat, NewPersonalAccessToken, NewUser, Scope, Secret,
 };
@@ -56,6 +56,19 @@ impl TestCoordinator {
 
     /// Starts a coordinator on `127.0.0.1:0`.
     pub async fn try_spawn() -> anyhow::Result<TestCoordinator> {
+        Self::try_spawn_with(CiSettings::default()).await
+    }
+
+    /// Starts a coordinator with these job queue settings (short long-poll
+    /// or vanish timeouts for tests). Panics if it cannot start.
+    pub async fn spawn_with(ci: CiSettings) -> TestCoordinator {
+        Self::try_spawn_with(ci)
+            .await
+            .expect("failed to start the test coordinator")
+    }
+
+    /// Starts a coordinator with these job queue settings.
+    pub async fn try_spawn_with(ci: CiSettings) -> anyhow::Result<TestCoordinator> {
         if std::env::var_os("TEST_LOG").is_some() {
             telemetry::init();
         }
@@ -70,6 +83,7 @@ impl TestCoordinator {
             data_dir: data_dir.path().to_path_buf(),
             root_token: Some(root_token.clone()),
             registration_token: Some(registration_token.clone()),
+            ci,
         };
         let (ready_tx, ready_rx) = oneshot::channel::<anyhow::Result<(String, Store)>>();
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();

@@ -6,12 +6,20 @@
 //!   installed (a venv at the workspace root, created on first use).
 //! - [`fake::FakeCoordinator`]: a scripted, fault-injecting job API for
 //!   runner tests (5xx, dropped connections, 416, long polling, 403).
+//! - [`RunnerClient`]: the runner side of the job API (request, update,
+//!   trace, artifacts) through `forerunner-protocol`'s types.
+//! - [`GitRepo`]: a real git repository in a temporary directory, to use
+//!   as a project's `import_url`.
 //!
 //! Set `TEST_LOG=1` to see the coordinator's logs on stderr.
 
 mod coordinator;
 pub mod fake;
+mod jobs;
 mod python;
+mod repo;
 
 pub use coordinator::{TestCoordinator, TestUser};
+pub use jobs::{JobRequestOutcome, RunnerClient, TraceAnswer};
 pub use python::python_with_gitlab;
+pub use repo::GitRepo;

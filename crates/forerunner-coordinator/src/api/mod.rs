@@ -8,26 +8,38 @@ pub mod access;
 pub mod auth;
 pub mod error;
 pub mod groups;
+pub mod job_requests;
 pub mod manage_runners;
 pub mod meta;
 pub mod pagination;
 pub mod params;
+pub mod pipelines;
 pub mod present;
 pub mod projects;
 pub mod runners;
 pub mod settings;
 pub mod user_runners;
 pub mod users;
+pub mod variables;
 
 use std::net::SocketAddr;
 
+use axum::extract::DefaultBodyLimit;
 use axum::http::Request;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post, put};
 use axum::Router;
 use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use std::sync::Arc;
+
+use crate::ci::git_auth::JobTokenAuthorizer;
+use crate::ci::Ci;
+use crate::git::GitHttp;
+
+/// Largest accepted trace patch body.
+const MAX_TRACE_PATCH: usize = 16 * 1024 * 1024;
 use crate::store::Store;
 
 /// What every handler can reach.
@@ -41,6 +53,8 @@ pub struct AppState {
     /// handlers (long polling) must return early on it, since a graceful
     /// shutdown waits for every in-flight request.
     pub shutdown: CancellationToken,
+    /// Pipelines, the job queue and their files.
+    pub ci: Ci,
 }
 
 /// The whole HTTP surface.
@@ -107,13 +121,99 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/groups/{id}/runners/reset_registration_token",
             post(settings::reset_group_token),
+        )
+        .route("/jobs/request", post(job_requests::request))
+        .route("/jobs/{id}", put(job_requests::update))
+        .route(
+            "/jobs/{id}/trace",
+            patch(job_requests::patch_trace).layer(DefaultBodyLimit::max(MAX_TRACE_PATCH)),
+        )
+        .route(
+            "/jobs/{id}/artifacts",
+            post(job_requests::upload_artifacts)
+                .get(job_requests::download_artifacts)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route("/projects/{id}/pipeline", post(pipelines::create))
+        .route("/projects/{id}/pipelines", get(pipelines::list))
+        .route(
+            "/projects/{id}/pipelines/{pipeline_id}",
+            get(pipelines::get),
+        )
+        .route(
+            "/projects/{id}/pipelines/{pipeline_id}/jobs",
+            get(pipelines::pipeline_jobs),
+        )
+        .route(
+            "/projects/{id}/pipelines/{pipeline_id}/cancel",
+            post(pipelines::cancel),
+        )
+        .route(
+            "/projects/{id}/pipelines/{pipeline_id}/retry",
+            post(pipelines::retry),
+        )
+        .route("/projects/{id}/jobs", get(pipelines::list_jobs))
+        .route("/projects/{id}/jobs/{job_id}", get(pipelines::get_job))
+        .route("/projects/{id}/jobs/{job_id}/trace", get(pipelines::trace))
+        .route(
+            "/projects/{id}/jobs/{job_id}/cancel",
+            post(pipelines::cancel_job),
+        )
+        .route(
+            "/projects/{id}/jobs/{job_id}/retry",
+            post(pipelines::retry_job),
+        )
+        .route(
+            "/projects/{id}/jobs/{job_id}/play",
+            post(pipelines::play_job),
+        )
+        .route(
+            "/projects/{id}/jobs/{job_id}/artifacts",
+            get(pipelines::artifacts),
+        )
+        .route(
+            "/projects/{id}/jobs/{job_id}/artifacts/{*artifact_path}",
+            get(pipelines::artifact_file),
+        )
+        .route(
+            "/projects/{id}/variables",
+            get(variables::list_project).post(variables::create_project),
+        )
+        .route(
+            "/projects/{id}/variables/{key}",
+            get(variables::get_project)
+                .put(variables::update_project)
+                .delete(variables::delete_project),
+        )
+        .route(
+            "/groups/{id}/variables",
+            get(variables::list_group).post(variables::create_group),
+        )
+        .route(
+            "/groups/{id}/variables/{key}",
+            get(variables::get_group)
+                .put(variables::update_group)
+                .delete(variables::delete_group),
         );
+    let git = GitHttp::new(
+        state.ci.mirrors().clone(),
+        Arc::new(JobTokenAuthorizer::new(state.store.clone())),
+    );
     Router::new()
         .route("/-/health", get(meta::health))
         .route("/-/readiness", get(meta::readiness))
         .route("/-/liveness", get(meta::liveness))
         .nest("/api/v4", v4)
-        .fallback(meta::not_found)
+        .fallback(move |request: Request<axum::body::Body>| {
+            let git = git.clone();
+            async move {
+                if GitHttp::is_git_path(request.uri().path()) {
+                    git.serve(request).await
+                } else {
+                    meta::not_found().await
+                }
+            }
+        })
         .method_not_allowed_fallback(meta::method_not_allowed)
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(

@@ -1,17 +1,26 @@
 //! The coordinator's domain model: users and their tokens, groups and
-//! projects, runners and the machines (managers) using them.
+//! projects, runners and the machines (managers) using them, pipelines,
+//! jobs and CI/CD variables.
 //!
 //! These types are plain data without serde: the API layer converts them to
 //! the wire entities of `forerunner-protocol`, the store converts them to and
 //! from rows. Rules that do not need I/O (runner status, token formats,
 //! permissions) live here so they can be unit-tested.
 
+pub mod job;
+pub mod job_status;
+pub mod matching;
 pub mod namespace;
 pub mod runner;
 pub mod secret;
 pub mod settings;
 pub mod user;
 
+pub use job::{
+    ArtifactsArchive, CiVariable, CommitDetails, Job, JobChange, JobSpec, NeedSpec, NewJob,
+    NewPipeline, Pipeline, PipelineVariable, QueuedJob, RetrySpec, VariableOwner, YamlVariable,
+};
+pub use job_status::JobStatus;
 pub use namespace::{Group, NewGroup, NewProject, Project, ProjectUpdate};
 pub use runner::{
     ManagerHeartbeat, NewRunner, RegistrationType, Runner, RunnerFilter, RunnerManager,

@@ -221,6 +221,17 @@ impl ResolvedRef {
     }
 }
 
+/// A commit's author, time and message.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CommitInfo {
+    /// `Name <email>`.
+    pub author: String,
+    /// Committer date, ISO 8601.
+    pub timestamp: String,
+    /// The full message.
+    pub message: String,
+}
+
 /// What a sync changed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SyncReport {
@@ -757,6 +768,25 @@ impl RepoMirror {
             .split_whitespace()
             .nth(1)
             .map(str::to_owned))
+    }
+
+    /// What `CI_COMMIT_*` variables tell about commit `sha`.
+    pub async fn commit_info(&self, sha: &str) -> Result<CommitInfo, GitError> {
+        let commit = self.commit(sha).await?;
+        let args = [
+            "log",
+            "-1",
+            "--format=%an <%ae>%x00%cI%x00%B",
+            commit.as_str(),
+        ];
+        let out = self.git.run_ok(&self.dir, &args, None).await?;
+        let text = String::from_utf8_lossy(&out);
+        let mut parts = text.splitn(3, '\0');
+        Ok(CommitInfo {
+            author: parts.next().unwrap_or_default().to_owned(),
+            timestamp: parts.next().unwrap_or_default().to_owned(),
+            message: parts.next().unwrap_or_default().trim_end().to_owned(),
+        })
     }
 
     /// The branch the mirror's `HEAD` points at (the `import_url`

@@ -65,5 +65,5 @@ mod names;
 
 pub use error::GitError;
 pub use http_backend::{Access, Authorizer, BasicCredentials, GitHttp};
-pub use mirror::{Mirrors, RefKind, RefUpdate, RepoMirror, ResolvedRef, SyncReport};
+pub use mirror::{CommitInfo, Mirrors, RefKind, RefUpdate, RepoMirror, ResolvedRef, SyncReport};
 pub use names::{redact_credentials, ZERO_SHA};

@@ -20,6 +20,7 @@ pub(crate) async fn run_all(store: &Store) {
     groups_and_projects(store).await;
     runners(store).await;
     settings(store).await;
+    super::conformance_ci::pipelines_and_jobs(store).await;
 }
 
 fn new_user(name: &str) -> NewUser {

@@ -1,7 +1,7 @@
 //! Persistence behind one interface, split per aggregate.
 //!
 //! Handlers only see [`Store`], a bundle of trait objects ([`UserStore`],
-//! [`NamespaceStore`], [`RunnerStore`], [`SettingsStore`]). The SQLite backend
+//! [`NamespaceStore`], [`RunnerStore`], [`SettingsStore`], [`CiStore`]). The SQLite backend
 //! ([`sqlite::SqliteStore`]) implements all of them; a PostgreSQL backend
 //! will implement the same traits and be chosen in [`Store::open`] without
 //! touching a handler.
@@ -13,6 +13,8 @@
 
 #[cfg(test)]
 mod conformance;
+#[cfg(test)]
+mod conformance_ci;
 pub mod sqlite;
 
 use std::path::Path;
@@ -25,6 +27,9 @@ use crate::domain::{
     AppSettings, Auth, Group, ManagerHeartbeat, NewGroup, NewPersonalAccessToken, NewProject,
     NewRunner, NewUser, Page, Paged, PersonalAccessToken, Project, ProjectUpdate, Runner,
     RunnerFilter, RunnerManager, RunnerUpdate, User,
+};
+use crate::domain::{
+    CiVariable, Job, JobChange, JobStatus, NewJob, NewPipeline, Pipeline, QueuedJob, VariableOwner,
 };
 
 /// Errors of every store method.
@@ -167,6 +172,111 @@ pub trait SettingsStore: Send + Sync {
     async fn set_registration_token(&self, digest: &str, short: &str) -> StoreResult<()>;
 }
 
+/// Filters of pipeline and job lists.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobFilter {
+    /// Only these statuses (empty: any).
+    pub statuses: Vec<JobStatus>,
+    /// Include attempts that were retried.
+    pub include_retried: bool,
+    /// Only this ref (pipelines).
+    pub ref_name: Option<String>,
+}
+
+/// Pipelines, jobs and CI/CD variables.
+#[async_trait]
+pub trait CiStore: Send + Sync {
+    /// Creates a pipeline (numbering it within its project) and its jobs in
+    /// `created` status, in one transaction.
+    async fn create_pipeline(
+        &self,
+        new: NewPipeline,
+        jobs: Vec<NewJob>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(Pipeline, Vec<Job>)>;
+    /// A pipeline by id.
+    async fn pipeline_by_id(&self, id: i64) -> StoreResult<Option<Pipeline>>;
+    /// A project's pipelines, newest first.
+    async fn list_pipelines(
+        &self,
+        project_id: i64,
+        filter: &JobFilter,
+        page: Page,
+    ) -> StoreResult<Paged<Pipeline>>;
+    /// Sets a pipeline's status and times (`None` keeps a time).
+    async fn set_pipeline_status(
+        &self,
+        id: i64,
+        status: JobStatus,
+        started_at: Option<DateTime<Utc>>,
+        finished_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Every job of a pipeline (retried attempts included), by id.
+    async fn pipeline_jobs(&self, pipeline_id: i64) -> StoreResult<Vec<Job>>;
+    /// Latest attempts of a pipeline's jobs in stages below `below_stage`.
+    async fn jobs_before_stage(&self, pipeline_id: i64, below_stage: i64) -> StoreResult<Vec<Job>>;
+    /// A job by id.
+    async fn job_by_id(&self, id: i64) -> StoreResult<Option<Job>>;
+    /// The job whose token has this digest.
+    async fn job_by_token(&self, digest: &str) -> StoreResult<Option<Job>>;
+    /// Jobs of a project (`pipeline_id`: of one pipeline), newest first.
+    async fn list_jobs(
+        &self,
+        project_id: i64,
+        pipeline_id: Option<i64>,
+        filter: &JobFilter,
+        page: Page,
+    ) -> StoreResult<Paged<Job>>;
+    /// Pending jobs with id above `after`, oldest first, at most `limit`.
+    async fn queued_jobs(&self, after: i64, limit: i64) -> StoreResult<Vec<QueuedJob>>;
+    /// Gives a pending job to a runner: `false` unless the job was still
+    /// pending (the single conditional write that makes dispatch
+    /// exactly-once).
+    async fn claim_job(
+        &self,
+        job_id: i64,
+        runner_id: i64,
+        token_digest: &str,
+        timeout: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Moves a job to `to` if its status is one of `from`; `false` if not.
+    async fn transition_job(
+        &self,
+        job_id: i64,
+        from: &[JobStatus],
+        to: JobStatus,
+        change: JobChange,
+    ) -> StoreResult<bool>;
+    /// Moves each of `job_ids` whose status is `created` to its status in
+    /// one transaction (progression starting many jobs at once); returns
+    /// how many moved.
+    async fn start_jobs(&self, changes: &[(i64, JobStatus, JobChange)]) -> StoreResult<usize>;
+    /// Records runner activity on a job.
+    async fn touch_job(&self, job_id: i64, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Records a job's uploaded archive.
+    async fn set_job_artifacts(
+        &self,
+        job_id: i64,
+        filename: &str,
+        size: i64,
+        expire_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<()>;
+    /// Marks `job_id` retried and creates its next attempt (status `created`).
+    async fn retry_job(&self, job_id: i64, next: NewJob, now: DateTime<Utc>) -> StoreResult<Job>;
+    /// Jobs in any of `statuses`, oldest first (for the timeout sweeper).
+    async fn jobs_in(&self, statuses: &[JobStatus]) -> StoreResult<Vec<Job>>;
+    /// CI/CD variables of a project or group, by key.
+    async fn variables(&self, owner: VariableOwner) -> StoreResult<Vec<CiVariable>>;
+    /// Creates a variable; `Conflict("key")` if it exists.
+    async fn create_variable(&self, owner: VariableOwner, var: CiVariable) -> StoreResult<()>;
+    /// Replaces a variable; `NotFound("variable")` if it does not exist.
+    async fn update_variable(&self, owner: VariableOwner, var: CiVariable) -> StoreResult<()>;
+    /// Deletes a variable; `false` if it did not exist.
+    async fn delete_variable(&self, owner: VariableOwner, key: &str) -> StoreResult<bool>;
+}
+
 /// The coordinator's persistence, one trait object per aggregate.
 #[derive(Clone)]
 pub struct Store {
@@ -178,6 +288,8 @@ pub struct Store {
     pub runners: Arc<dyn RunnerStore>,
     /// Application settings.
     pub settings: Arc<dyn SettingsStore>,
+    /// Pipelines, jobs and variables.
+    pub ci: Arc<dyn CiStore>,
 }
 
 impl Store {
@@ -191,13 +303,14 @@ impl Store {
     /// Bundles one backend implementing every aggregate trait.
     pub fn from_backend<B>(backend: Arc<B>) -> Store
     where
-        B: UserStore + NamespaceStore + RunnerStore + SettingsStore + 'static,
+        B: UserStore + NamespaceStore + RunnerStore + SettingsStore + CiStore + 'static,
     {
         Store {
             users: backend.clone(),
             namespaces: backend.clone(),
             runners: backend.clone(),
-            settings: backend,
+            settings: backend.clone(),
+            ci: backend,
         }
     }
 }

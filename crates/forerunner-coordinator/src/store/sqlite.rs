@@ -6,6 +6,8 @@
 //! compile-time checked macros) so the crate builds without a database; the
 //! integration tests are the type check. Timestamps are INTEGER milliseconds.
 
+mod ci;
+
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -14,7 +16,9 @@ use anyhow::Context as _;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use forerunner_protocol::runners::{AccessLevel, RunnerType};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use crate::domain::runner::{ONLINE_CONTACT_TIMEOUT, STALE_TIMEOUT};
@@ -49,6 +53,10 @@ impl SqliteStore {
             .create_if_missing(true)
             .foreign_keys(true)
             .journal_mode(SqliteJournalMode::Wal)
+            // WAL's recommended durability: commits survive a crash of the
+            // process and stay consistent on power loss without an fsync
+            // per commit (the job queue commits on every pick).
+            .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)

@@ -1,9 +1,15 @@
 //! End-to-end tests of the `forerunner` binary: the real coordinator on
 //! 127.0.0.1:0 with a fresh data dir, driven by our runner and by
 //! python-gitlab.
+mod ci_support;
 mod coordinator_api;
+mod dispatch;
+mod jobs_api;
+mod pipelines_api;
 mod python_gitlab;
+mod python_gitlab_pipelines;
 mod runner_doctor;
+mod runner_e2e;
 mod runner_manage;
 mod runner_register;
 mod runner_run;
