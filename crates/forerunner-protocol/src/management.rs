@@ -373,62 +373,6 @@ pub struct UpdateApplicationSettingsRequest {
     pub allow_runner_registration_token: Option<bool>,
 }
 
-/// Body of `PUT /runners/:id`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct UpdateRunnerRequest {
-    /// New description.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// Deprecated inverse of `paused`.
-    #[serde(
-        default,
-        deserialize_with = "de::opt_bool",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub active: Option<bool>,
-    /// Pause or resume.
-    #[serde(
-        default,
-        deserialize_with = "de::opt_bool",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub paused: Option<bool>,
-    /// New tags (array or CSV string).
-    #[serde(
-        default,
-        deserialize_with = "de::opt_tag_list",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub tag_list: Option<Vec<String>>,
-    /// Take untagged jobs.
-    #[serde(
-        default,
-        deserialize_with = "de::opt_bool",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub run_untagged: Option<bool>,
-    /// Lock to current projects.
-    #[serde(
-        default,
-        deserialize_with = "de::opt_bool",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub locked: Option<bool>,
-    /// `not_protected` or `ref_protected`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub access_level: Option<String>,
-    /// Maximum job timeout in seconds (≥ 600).
-    #[serde(
-        default,
-        deserialize_with = "de::opt_int",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub maximum_timeout: Option<i64>,
-    /// Note for administrators.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub maintenance_note: Option<String>,
-}
-
 /// Filters of `GET /runners`, `/runners/all`, `/projects/:id/runners` and
 /// `/groups/:id/runners`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -10,7 +10,7 @@ use axum::extract::{OriginalUri, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use forerunner_protocol::management::{AssignRunnerRequest, RunnerListQuery, UpdateRunnerRequest};
+use forerunner_protocol::management::{AssignRunnerRequest, RunnerListQuery};
 use forerunner_protocol::runners::{RunnerAttributes, RunnerType};
 
 use crate::api::access;
@@ -234,19 +234,11 @@ pub async fn update(
     params: Params,
 ) -> ApiResult<Response> {
     let runner = manageable_runner(&state, &caller, &id).await?;
-    let req: UpdateRunnerRequest = params.parse()?;
-    let attrs = check_params(&RunnerAttributes {
-        description: req.description.clone(),
-        maintenance_note: req.maintenance_note.clone(),
-        maintainer_note: None,
-        tag_list: req.tag_list.clone(),
-        run_untagged: req.run_untagged,
-        locked: req.locked,
-        access_level: req.access_level.clone(),
-        maximum_timeout: req.maximum_timeout,
-        paused: req.paused,
-        active: req.active,
-    })?;
+    // The parameters of `PUT /runners/:id` are the runner attributes of
+    // registration, without the deprecated `maintainer_note` alias.
+    let mut req: RunnerAttributes = params.parse()?;
+    req.maintainer_note = None;
+    let attrs = check_params(&req)?;
     let update = RunnerUpdate {
         description: attrs.description,
         active: attrs.active,
