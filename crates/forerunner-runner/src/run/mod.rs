@@ -708,11 +708,10 @@ impl Manager {
                     reservation,
                     running,
                 };
-                // The job driver's future is not `Send` with a boxed
-                // executor (it holds `&dyn Executor` across awaits), so each
-                // job is driven on a blocking-pool thread of the runtime.
-                let handle = tokio::runtime::Handle::current();
-                tokio::task::spawn_blocking(move || handle.block_on(job_task.run(*job)));
+                // The job runs as its own task; the driver's future is
+                // `Send` with a boxed executor (checked at compile time in
+                // `job`).
+                tokio::spawn(job_task.run(*job));
                 Some(if entry.strict_check_interval {
                     interval
                 } else {
