@@ -5,13 +5,12 @@
 //! the real coordinator come with its job API.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use forerunner_protocol::jobs::{GitInfo, JobResponse, JobStep, JobVariable, StepName, When};
 use forerunner_testkit::fake::{FakeCoordinator, FakeJob, Fault};
-use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::runner_support::Runner;
 
 const RUNNER_TOKEN: &str = "glrt-t1_runnertoken0123456789";
 
@@ -148,86 +147,6 @@ impl Setup {
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         Runner::spawn(&args, self.dir.path())
-    }
-}
-
-/// The `forerunner` binary running in the background, its output collected.
-struct Runner {
-    child: tokio::process::Child,
-    output: Arc<Mutex<String>>,
-}
-
-impl Runner {
-    fn spawn(args: &[String], home: &Path) -> Runner {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_forerunner"));
-        cmd.args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", home)
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = cmd.spawn().expect("failed to start forerunner");
-        let output = Arc::new(Mutex::new(String::new()));
-        let stdout = child.stdout.take().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        for reader in [
-            Box::new(stdout) as Box<dyn tokio::io::AsyncRead + Send + Unpin>,
-            Box::new(stderr),
-        ] {
-            let output = output.clone();
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(reader).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    if std::env::var_os("TEST_LOG").is_some() {
-                        eprintln!("runner: {line}");
-                    }
-                    let mut o = output.lock().unwrap();
-                    o.push_str(&line);
-                    o.push('\n');
-                }
-            });
-        }
-        Runner { child, output }
-    }
-
-    fn output(&self) -> String {
-        self.output.lock().unwrap().clone()
-    }
-
-    async fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if self.output().contains(needle) {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        false
-    }
-
-    fn signal(&self, name: &str) {
-        let pid = self.child.id().expect("the runner is running");
-        let st = std::process::Command::new("kill")
-            .args([format!("-{name}"), pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
-
-    /// Waits for the process to exit; panics with its output on timeout.
-    async fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
-        match tokio::time::timeout(timeout, self.child.wait()).await {
-            Ok(st) => {
-                // Let the readers drain the pipes.
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                st.unwrap()
-            }
-            Err(_) => panic!("the runner did not exit:\n{}", self.output()),
-        }
     }
 }
 
@@ -991,7 +910,7 @@ async fn benchmark_pickup_noop_job_and_idle_rss() {
             .await
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let pid = runner.child.id().unwrap();
+    let pid = runner.pid().unwrap();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let rss = status
         .lines()

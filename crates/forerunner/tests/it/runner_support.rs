@@ -1,18 +1,21 @@
 //! Helpers for the runner CLI tests: run the `forerunner` binary with a
 //! config file in a temp dir (never blocking the runtime the in-process
 //! coordinator serves on), scan its output for full tokens, and a tiny
-//! fault-injecting HTTP server for "server down" and 5xx cases.
+//! fault-injecting HTTP server for "server down" and 5xx cases, and
+//! [`Runner`]: the binary running in the background (`run`, `run-single`)
+//! with its output collected.
 //!
 //! The fake server only stands in where the real coordinator cannot fail on
 //! purpose; every success path runs against the real coordinator.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use forerunner_testkit::TestCoordinator;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
 /// A temp dir holding `config.toml`, plus every secret the test has seen
@@ -303,5 +306,100 @@ impl FakeServer {
 
     pub(crate) fn requests(&self) -> Vec<String> {
         self.requests.lock().unwrap().clone()
+    }
+}
+
+/// The `forerunner` binary running in the background, its output collected.
+pub(crate) struct Runner {
+    child: tokio::process::Child,
+    output: Arc<Mutex<String>>,
+}
+
+impl Runner {
+    pub(crate) fn spawn(args: &[String], home: &Path) -> Runner {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_forerunner"));
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", home)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("failed to start forerunner");
+        let output = Arc::new(Mutex::new(String::new()));
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        for reader in [
+            Box::new(stdout) as Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+            Box::new(stderr),
+        ] {
+            let output = output.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(reader).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if std::env::var_os("TEST_LOG").is_some() {
+                        eprintln!("runner: {line}");
+                    }
+                    let mut o = output.lock().unwrap();
+                    o.push_str(&line);
+                    o.push('\n');
+                }
+            });
+        }
+        Runner { child, output }
+    }
+
+    /// The process id, while it runs.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Everything it printed so far (stdout and stderr, line by line).
+    pub(crate) fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    pub(crate) async fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.output().contains(needle) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    pub(crate) fn signal(&self, name: &str) {
+        let pid = self.child.id().expect("the runner is running");
+        let st = std::process::Command::new("kill")
+            .args([format!("-{name}"), pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    /// Waits for the process to exit; panics with its output on timeout.
+    pub(crate) async fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        match tokio::time::timeout(timeout, self.child.wait()).await {
+            Ok(st) => {
+                // Let the readers drain the pipes.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                st.unwrap()
+            }
+            Err(_) => panic!("the runner did not exit:\n{}", self.output()),
+        }
+    }
+}
+
+impl Drop for Runner {
+    /// A failing test shows what the runner printed.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- forerunner output ---\n{}--- end ---", self.output());
+        }
     }
 }
