@@ -11,6 +11,7 @@ mod python_gitlab_pipelines;
 mod runner_doctor;
 mod runner_e2e;
 mod runner_manage;
+mod runner_pipelines;
 mod runner_register;
 mod runner_run;
 mod runner_support;
