@@ -46,6 +46,13 @@ pub struct CiSettings {
     pub runner_vanish_timeout: Duration,
     /// How often running jobs are checked for timeouts and vanished runners.
     pub sweep_interval: Duration,
+    /// How long past its timeout a running job is left to its runner before
+    /// the sweep fails it with `job_execution_timeout` (default 15 minutes,
+    /// GitLab's `Ci::TimedOutBuilds::DropRunningService::MINUTE_BUFFER`).
+    /// The runner enforces the timeout itself, runs `after_script` and
+    /// reports the failure with its trace; the sweep is for a runner that
+    /// cannot.
+    pub timeout_grace: Duration,
 }
 
 impl Default for CiSettings {
@@ -56,6 +63,7 @@ impl Default for CiSettings {
             max_artifacts_size: 100 * 1024 * 1024,
             runner_vanish_timeout: Duration::from_secs(3600),
             sweep_interval: Duration::from_secs(5),
+            timeout_grace: Duration::from_secs(15 * 60),
         }
     }
 }

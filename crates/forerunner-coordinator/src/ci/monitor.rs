@@ -1,5 +1,7 @@
-//! The background sweep: fails running jobs past their timeout
-//! (`job_execution_timeout`) and jobs whose runner went silent for
+//! The background sweep: fails running jobs past their timeout plus
+//! [`crate::config::CiSettings::timeout_grace`] (`job_execution_timeout`:
+//! the runner enforces the timeout and reports it; this is for a runner
+//! that cannot) and jobs whose runner went silent for
 //! [`crate::config::CiSettings::runner_vanish_timeout`]
 //! (`runner_system_failure`; both retried when `retry:` allows), and
 //! starts delayed jobs whose time has come.
@@ -16,6 +18,8 @@ impl Ci {
         let t = now();
         let vanish = Duration::from_std(self.settings().runner_vanish_timeout)
             .unwrap_or_else(|_| Duration::hours(1));
+        let grace = Duration::from_std(self.settings().timeout_grace)
+            .unwrap_or_else(|_| Duration::minutes(15));
         let running = self
             .store()
             .ci
@@ -23,7 +27,7 @@ impl Ci {
             .await?;
         for job in running {
             let timeout = Duration::seconds(job.timeout.unwrap_or(i64::MAX / 2_000).max(0));
-            let timed_out = job.started_at.is_some_and(|s| s + timeout < t);
+            let timed_out = job.started_at.is_some_and(|s| s + timeout + grace < t);
             let silent = job
                 .last_contact_at
                 .or(job.started_at)

@@ -185,6 +185,7 @@ async fn timed_out_jobs_and_vanished_runners_fail_and_retry() {
     let c = TestCoordinator::spawn_with(CiSettings {
         runner_vanish_timeout: Duration::from_secs(2),
         sweep_interval: Duration::from_millis(200),
+        timeout_grace: Duration::ZERO,
         ..CiSettings::default()
     })
     .await;

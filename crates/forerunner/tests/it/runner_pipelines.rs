@@ -431,7 +431,18 @@ slow:
   after_script:
     - echo "after_script after timeout, CI_JOB_STATUS=$CI_JOB_STATUS"
 "#;
-    let h = Harness::new("timeout", yaml).await;
+    // The coordinator looks for timed-out jobs often: the runner, which
+    // enforces the timeout, must still be the one that reports it.
+    let h = Harness::with_settings(
+        "timeout",
+        yaml,
+        CiSettings {
+            trace_update_interval: 1,
+            sweep_interval: Duration::from_millis(50),
+            ..CiSettings::default()
+        },
+    )
+    .await;
     let runner = h.run();
     let started = Instant::now();
     let pipeline = h.pipeline().await;
