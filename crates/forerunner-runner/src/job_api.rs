@@ -89,7 +89,6 @@ pub struct HttpJobApi {
     debug_trace: bool,
     info: Option<RunnerInfo>,
     observer: Option<ApiObserver>,
-    final_sent: AtomicBool,
     final_accepted: AtomicBool,
     taken_back: AtomicBool,
     /// The last reply to a `PUT` (short critical sections only).
@@ -127,7 +126,6 @@ impl HttpJobApi {
             debug_trace,
             info,
             observer: None,
-            final_sent: AtomicBool::new(false),
             final_accepted: AtomicBool::new(false),
             taken_back: AtomicBool::new(false),
             last_update: Mutex::new(None),
@@ -150,11 +148,6 @@ impl HttpJobApi {
     /// for the job, or said the job is no longer the runner's.
     pub fn final_accepted(&self) -> bool {
         self.final_accepted.load(Ordering::SeqCst)
-    }
-
-    /// Whether a final state (`success`/`failed`) was sent at least once.
-    pub fn final_sent(&self) -> bool {
-        self.final_sent.load(Ordering::SeqCst)
     }
 
     /// Whether the coordinator took the job back (`403`, `404`,
@@ -190,9 +183,6 @@ impl HttpJobApi {
 impl JobApi for HttpJobApi {
     async fn update(&self, update: &UpdateJobRequest) -> Result<UpdateReply, String> {
         let is_final = matches!(update.state, JobState::Success | JobState::Failed);
-        if is_final {
-            self.final_sent.store(true, Ordering::SeqCst);
-        }
         let mut body = update.clone();
         if body.info.is_none() {
             body.info.clone_from(&self.info);

@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 use crate::executors::shell::ShellExecutor;
 use crate::executors::{Executor, Exit, JobContext, Stage};
 use crate::job::env::{BuildSettings, JobDirs, RunnerSide};
-use crate::job_log::sender::{PatchReply, Signal, TraceSender, TraceTransport};
+use crate::job_log::sender::{PatchReply, SendOutcome, Signal, TraceSender, TraceTransport};
 use crate::job_log::{ansi, JobLog};
 use crate::shells::bash::{self, GitSources, ScriptEnv, ScriptVar};
 
@@ -879,9 +879,20 @@ pub fn map_failure_reason(reason: FailureReason, supported: &[String]) -> Failur
     }
 }
 
+/// How long nothing may reach the coordinator before the trace watcher
+/// touches the job with a `PUT state=running` (the official
+/// `forceSendInterval`).
+pub const FORCE_SEND_INTERVAL: Duration = Duration::from_secs(30);
+
 /// Runs the job while streaming its trace, then sends the rest of the trace
-/// and the final update until the coordinator accepts it. Server-side
-/// cancels seen on trace patches flip `stop`.
+/// and the final update until the coordinator accepts it.
+///
+/// The trace watcher is the official runner's: every interval it sends what
+/// is new; when nothing reached the server for [`FORCE_SEND_INTERVAL`] (a
+/// silent job), it touches the job with a keep-alive `PUT state=running`
+/// carrying the trace's checksum and size, so the job's `Job-Status` comes
+/// back anyway. `canceling` cancels the script gracefully; `canceled`,
+/// `failed`, `403` or `404` abort the job.
 pub async fn run_and_report<E: Executor + ?Sized, A: JobApi + ?Sized>(
     job: &JobResponse,
     ctx: &RunContext<'_>,
@@ -898,20 +909,38 @@ pub async fn run_and_report<E: Executor + ?Sized, A: JobApi + ?Sized>(
     let watch = async {
         let mut sender = TraceSender::new();
         let mut wait = first_patch_after;
+        let mut last_contact = Instant::now();
         loop {
             tokio::select! {
                 _ = done.cancelled() => break,
                 _ = tokio::time::sleep(wait) => {}
             }
+            let before = sender.sent();
             let outcome = sender.send(&patcher, log).await;
             wait = sender.interval();
-            match outcome {
-                crate::job_log::sender::SendOutcome::Sent(Signal::Cancel) => stop.cancel.cancel(),
-                crate::job_log::sender::SendOutcome::Sent(Signal::Abort) => {
+            if sender.sent() != before {
+                last_contact = Instant::now();
+            }
+            let signal = match outcome {
+                SendOutcome::Sent(Signal::Continue)
+                    if last_contact.elapsed() >= FORCE_SEND_INTERVAL =>
+                {
+                    let (signal, accepted) = touch(job, api, log).await;
+                    if accepted {
+                        last_contact = Instant::now();
+                    }
+                    signal
+                }
+                SendOutcome::Sent(signal) => signal,
+                SendOutcome::Retry(_) => Signal::Continue,
+            };
+            match signal {
+                Signal::Cancel => stop.cancel.cancel(),
+                Signal::Abort => {
                     stop.cancel.cancel();
                     stop.abort.cancel();
                 }
-                _ => {}
+                Signal::Continue => {}
             }
         }
         sender
@@ -969,6 +998,31 @@ pub async fn run_and_report<E: Executor + ?Sized, A: JobApi + ?Sized>(
         tokio::time::sleep(delay).await;
     }
     Err("the coordinator did not accept the final job update".into())
+}
+
+/// The keep-alive `PUT state=running` (the official `touchJob`): what the
+/// server said, and whether it accepted the touch.
+async fn touch<A: JobApi + ?Sized>(job: &JobResponse, api: &A, log: &JobLog) -> (Signal, bool) {
+    let touch = UpdateJobRequest {
+        token: job.token.clone(),
+        state: JobState::Running,
+        failure_reason: None,
+        exit_code: None,
+        checksum: None,
+        output: Some(JobTraceOutput {
+            checksum: log.checksum(),
+            bytesize: log.len(),
+        }),
+        info: None,
+    };
+    match api.update(&touch).await {
+        Ok(r) => match (r.status, r.job_status.as_deref()) {
+            (403 | 404, _) | (_, Some("canceled" | "failed")) => (Signal::Abort, false),
+            (status, Some("canceling")) => (Signal::Cancel, status == 200),
+            (status, _) => (Signal::Continue, status == 200),
+        },
+        Err(_) => (Signal::Continue, false),
+    }
 }
 
 /// The job future must be `Send` with a boxed executor, so the job loop can

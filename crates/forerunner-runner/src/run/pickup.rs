@@ -6,12 +6,9 @@
 //! 2. The executor is created by [`crate::executors::for_runner`] (the one
 //!    place that matches executor names); the job log masks the job's masked
 //!    variables and `features.token_mask_prefixes`, keeps `output_limit`.
-//! 3. [`crate::job::run_and_report`] runs the stages, streams the trace and
-//!    sends the final update. Alongside, a keep-alive `PUT state=running`
-//!    (with the trace's checksum and size) goes out when the trace has not
-//!    grown for 30 s, as the official runner's `touchJob`: without it a
-//!    silent job would never see the server's `Job-Status` (the driver only
-//!    patches when there is output).
+//! 3. [`crate::job::run_and_report`] runs the stages, streams the trace
+//!    (with the official keep-alive `PUT state=running` for silent jobs) and
+//!    sends the final update.
 //! 4. Safety net: when the coordinator neither accepted a final state nor
 //!    took the job back (the driver gave up, or the runner aborted the job
 //!    at a moment the driver does not report), the job is reported `failed`
@@ -25,7 +22,6 @@ use forerunner_protocol::jobs::{JobResponse, JobState, JobTraceOutput, UpdateJob
 use forerunner_protocol::runners::RunnerInfo;
 use forerunner_protocol::tokens::short_token;
 use tokio::sync::OwnedSemaphorePermit;
-use tokio_util::sync::CancellationToken;
 
 use crate::client::Client;
 use crate::config::RunnerConfig;
@@ -265,16 +261,10 @@ impl Pickup {
             cache_dir: &cache_dir,
         };
         let stop = StopSignals {
-            cancel: CancellationToken::new(),
             abort: self.manager.abort_jobs.child_token(),
+            ..StopSignals::default()
         };
-        let done = CancellationToken::new();
-        let work = async {
-            let r = run_and_report(job, &ctx, &mut *exec, api, &log, &stop, first_patch).await;
-            done.cancel();
-            r
-        };
-        let (result, ()) = tokio::join!(work, keep_alive(job, api, &log, &stop, &done));
+        let result = run_and_report(job, &ctx, &mut *exec, api, &log, &stop, first_patch).await;
         let outcome = match result {
             Ok(o) => o,
             Err(e) => {
@@ -359,64 +349,6 @@ impl Pickup {
                 ("runner", &short_token(&self.entry.token)),
             ],
         );
-    }
-}
-
-/// How long a job may send nothing before the runner touches it with a
-/// `PUT state=running` (the official `forceSendInterval`).
-const FORCE_SEND_INTERVAL: Duration = Duration::from_secs(30);
-
-/// The official runner's keep-alive: when the trace has not grown for
-/// [`FORCE_SEND_INTERVAL`] (so no patch carried the job's status), a
-/// `PUT state=running` with the trace's checksum and size tells the server
-/// the job is alive and brings back its `Job-Status`: `canceling` cancels
-/// the script gracefully, `canceled`/`failed`/`403`/`404` abort the job.
-/// Stops when the job is over or its final update is on its way.
-async fn keep_alive(
-    job: &JobResponse,
-    api: &HttpJobApi,
-    log: &JobLog,
-    stop: &StopSignals,
-    done: &CancellationToken,
-) {
-    let mut last_len = log.len();
-    let mut last_change = Instant::now();
-    loop {
-        tokio::select! {
-            _ = done.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
-        let len = log.len();
-        if len != last_len {
-            (last_len, last_change) = (len, Instant::now());
-            continue;
-        }
-        if last_change.elapsed() < FORCE_SEND_INTERVAL || api.final_sent() {
-            continue;
-        }
-        last_change = Instant::now();
-        let touch = UpdateJobRequest {
-            token: job.token.clone(),
-            state: JobState::Running,
-            failure_reason: None,
-            exit_code: None,
-            checksum: None,
-            output: Some(JobTraceOutput {
-                checksum: log.checksum(),
-                bytesize: len,
-            }),
-            info: None,
-        };
-        if let Ok(reply) = api.update(&touch).await {
-            match (reply.status, reply.job_status.as_deref()) {
-                (403 | 404, _) | (_, Some("canceled" | "failed")) => {
-                    stop.cancel.cancel();
-                    stop.abort.cancel();
-                }
-                (_, Some("canceling")) => stop.cancel.cancel(),
-                _ => {}
-            }
-        }
     }
 }
 
