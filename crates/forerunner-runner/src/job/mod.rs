@@ -15,7 +15,10 @@
 //! Two ways to stop a job: a graceful cancel (the server said `canceling`)
 //! stops the script with SIGTERM and still runs `after_script`; an abort
 //! (the server said `canceled`/`failed`, or the runner is shutting down
-//! hard) kills everything and skips what is left.
+//! hard) kills everything and skips what is left. Who aborted decides the
+//! report: a job the server ended is over there and gets no final update
+//! (it ends `job_canceled` locally); a job the runner aborted is reported
+//! `failed` with `runner_interrupted`.
 
 pub mod archive;
 pub mod env;
@@ -105,8 +108,31 @@ impl JobOutcome {
 pub struct StopSignals {
     /// Stop the script gracefully; `after_script` still runs.
     pub cancel: CancellationToken,
-    /// Kill everything now.
+    /// Kill everything now. On its own: the runner aborts the job (forceful
+    /// shutdown), which is reported `failed` with `runner_interrupted`.
     pub abort: CancellationToken,
+    /// Set (before `abort`) when the coordinator ended the job (`Job-Status:
+    /// canceled|failed`, `403`, `404`): the job is over on the server, so it
+    /// ends as canceled and no final state contradicts the server's.
+    pub ended_by_server: CancellationToken,
+}
+
+impl StopSignals {
+    /// The coordinator ended the job: kill it, remembering who did.
+    pub fn end_by_server(&self) {
+        self.ended_by_server.cancel();
+        self.cancel.cancel();
+        self.abort.cancel();
+    }
+
+    /// How a stage killed by `abort` ended the job.
+    fn aborted(&self) -> JobOutcome {
+        if self.ended_by_server.is_cancelled() {
+            JobOutcome::failed(FailureReason::Other("job_canceled".into()), None)
+        } else {
+            JobOutcome::failed(FailureReason::RunnerInterrupted, None)
+        }
+    }
 }
 
 /// What the runner knows that the job payload does not.
@@ -346,7 +372,7 @@ async fn run_stages<E: Executor + ?Sized, A: JobApi + ?Sized>(
             log.line(ansi::RED, &format!("ERROR: {e}"));
         }
         log.section_end("get_sources");
-        if let Some(o) = stage_failure(exit, FailureReason::RunnerSystemFailure) {
+        if let Some(o) = stage_failure(exit, FailureReason::RunnerSystemFailure, stop) {
             outcome = Some(o);
         }
     }
@@ -394,10 +420,9 @@ async fn run_stages<E: Executor + ?Sized, A: JobApi + ?Sized>(
                     Some(JobOutcome::failed(FailureReason::JobExecutionTimeout, None)),
                     "timedout",
                 ),
-                Ok(Exit::Cancelled) if stop.abort.is_cancelled() => (
-                    Some(JobOutcome::failed(FailureReason::RunnerInterrupted, None)),
-                    "canceled",
-                ),
+                Ok(Exit::Cancelled) if stop.abort.is_cancelled() => {
+                    (Some(stop.aborted()), "canceled")
+                }
                 Ok(Exit::Cancelled) => (
                     Some(JobOutcome::failed(
                         FailureReason::Other("job_canceled".into()),
@@ -526,12 +551,13 @@ async fn run_stage<E: Executor + ?Sized>(
 fn stage_failure(
     exit: Result<Exit, crate::executors::ExecutorError>,
     reason: FailureReason,
+    stop: &StopSignals,
 ) -> Option<JobOutcome> {
     match exit {
         Ok(Exit::Code(0)) => None,
         Ok(Exit::Code(code)) => Some(JobOutcome::failed(reason, Some(code))),
         Ok(Exit::TimedOut) => Some(JobOutcome::failed(FailureReason::JobExecutionTimeout, None)),
-        Ok(Exit::Cancelled) => Some(JobOutcome::failed(FailureReason::RunnerInterrupted, None)),
+        Ok(Exit::Cancelled) => Some(stop.aborted()),
         Err(_) => Some(JobOutcome::failed(FailureReason::RunnerSystemFailure, None)),
     }
 }
@@ -892,7 +918,8 @@ pub const FORCE_SEND_INTERVAL: Duration = Duration::from_secs(30);
 /// silent job), it touches the job with a keep-alive `PUT state=running`
 /// carrying the trace's checksum and size, so the job's `Job-Status` comes
 /// back anyway. `canceling` cancels the script gracefully; `canceled`,
-/// `failed`, `403` or `404` abort the job.
+/// `failed`, `403` or `404` end the job ([`StopSignals::end_by_server`]):
+/// it is killed and, being over on the server, gets no final update.
 pub async fn run_and_report<E: Executor + ?Sized, A: JobApi + ?Sized>(
     job: &JobResponse,
     ctx: &RunContext<'_>,
@@ -936,10 +963,7 @@ pub async fn run_and_report<E: Executor + ?Sized, A: JobApi + ?Sized>(
             };
             match signal {
                 Signal::Cancel => stop.cancel.cancel(),
-                Signal::Abort => {
-                    stop.cancel.cancel();
-                    stop.abort.cancel();
-                }
+                Signal::Abort => stop.end_by_server(),
                 Signal::Continue => {}
             }
         }
@@ -952,19 +976,17 @@ pub async fn run_and_report<E: Executor + ?Sized, A: JobApi + ?Sized>(
     };
     let (outcome, mut sender) = tokio::join!(work, watch);
     log.finish();
-    let aborted_by_server = stop.abort.is_cancelled()
-        && !matches!(
-            outcome.failure_reason,
-            Some(FailureReason::RunnerInterrupted)
-        );
-    let flushed = sender
-        .flush(&patcher, log, 10, |d| tokio::time::sleep(d))
-        .await;
-    if aborted_by_server || matches!(flushed, Ok(Signal::Abort)) {
+    if stop.ended_by_server.is_cancelled() {
         // The job is over on the server: nothing more to report.
         return Ok(outcome);
     }
-    flushed?;
+    if sender
+        .flush(&patcher, log, 10, |d| tokio::time::sleep(d))
+        .await?
+        == Signal::Abort
+    {
+        return Ok(outcome);
+    }
     let update = UpdateJobRequest {
         token: job.token.clone(),
         state: outcome.state,

@@ -289,15 +289,16 @@ impl Pickup {
             };
             self.report(api, &log, job, &outcome).await;
         }
+        // The log line and the metrics keep the runner's own reason (a job
+        // the server ended is `job_canceled`); only what is sent to the
+        // server is mapped to the reasons it supports.
         match (outcome.state, outcome.failure_reason) {
             (JobState::Success, _) => Ended::Succeeded,
             (_, reason) => Ended::Failed(
-                map_failure_reason(
-                    reason.unwrap_or(FailureReason::ScriptFailure),
-                    &job.features.failure_reasons,
-                )
-                .as_str()
-                .to_owned(),
+                reason
+                    .unwrap_or(FailureReason::ScriptFailure)
+                    .as_str()
+                    .to_owned(),
                 outcome.exit_code,
             ),
         }

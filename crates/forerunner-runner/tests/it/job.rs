@@ -155,6 +155,43 @@ async fn server_cancel_is_graceful() {
 }
 
 #[tokio::test]
+async fn a_job_ended_by_the_server_is_killed_and_not_reported_as_a_runner_failure() {
+    // The server says `canceled` (a forced cancel, a server-side failure):
+    // the job is killed at once and ends as canceled, not as
+    // `runner_interrupted` (a runner shutdown), with no final state sent
+    // over the server's.
+    let (repo, sha) = repo();
+    let j = job(
+        repo.path(),
+        &sha,
+        &["echo started", "sleep 30"],
+        &["echo after-ran"],
+    );
+    let api = FakeApi {
+        end_after: Some(1),
+        ..Default::default()
+    };
+    let started = std::time::Instant::now();
+    let (outcome, trace) = run(&j, &api, &env(), &StopSignals::default()).await;
+    assert!(started.elapsed() < Duration::from_secs(20), "{trace}");
+    assert_eq!(outcome.state, JobState::Failed);
+    assert_eq!(
+        outcome.failure_reason,
+        Some(FailureReason::Other("job_canceled".into())),
+        "{trace}"
+    );
+    let finals: Vec<_> = api
+        .updates
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|u| u.state != JobState::Running)
+        .cloned()
+        .collect();
+    assert!(finals.is_empty(), "final state sent: {finals:?}");
+}
+
+#[tokio::test]
 async fn cache_is_reused_by_the_next_job() {
     let (repo, sha) = repo();
     let e = env();

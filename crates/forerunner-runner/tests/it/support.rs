@@ -25,12 +25,38 @@ pub(crate) struct FakeApi {
     pub(crate) stored_artifacts: Mutex<std::collections::HashMap<i64, Vec<u8>>>,
     /// After this many trace bytes, answer `Job-Status: canceling`.
     pub(crate) cancel_after: Option<usize>,
+    /// After this many trace bytes the job is over on the server: the patch
+    /// reaching it says `Job-Status: canceled`, later patches and updates
+    /// get `403` with it (updates are still recorded).
+    pub(crate) end_after: Option<usize>,
+}
+
+impl FakeApi {
+    fn ended(&self, len: usize) -> bool {
+        self.end_after.is_some_and(|n| len >= n)
+    }
+
+    fn canceled(status: u16, len: usize) -> PatchReply {
+        PatchReply {
+            status,
+            server_len: Some(len as u64),
+            job_status: Some("canceled".into()),
+            update_interval: Some(1),
+        }
+    }
 }
 
 #[async_trait]
 impl JobApi for FakeApi {
     async fn update(&self, update: &UpdateJobRequest) -> Result<UpdateReply, String> {
         self.updates.lock().unwrap().push(update.clone());
+        if self.ended(self.trace.lock().unwrap().len()) {
+            return Ok(UpdateReply {
+                status: 403,
+                job_status: Some("canceled".into()),
+                update_interval: None,
+            });
+        }
         Ok(UpdateReply {
             status: 200,
             job_status: None,
@@ -39,6 +65,9 @@ impl JobApi for FakeApi {
     }
     async fn patch_trace(&self, offset: u64, bytes: &[u8]) -> Result<PatchReply, String> {
         let mut t = self.trace.lock().unwrap();
+        if self.ended(t.len()) {
+            return Ok(Self::canceled(403, t.len()));
+        }
         if offset as usize != t.len() {
             return Ok(PatchReply {
                 status: 416,
@@ -48,6 +77,9 @@ impl JobApi for FakeApi {
             });
         }
         t.extend_from_slice(bytes);
+        if self.ended(t.len()) {
+            return Ok(Self::canceled(202, t.len()));
+        }
         let status = match self.cancel_after {
             Some(n) if t.len() >= n => "canceling",
             _ => "running",

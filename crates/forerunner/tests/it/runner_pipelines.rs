@@ -516,6 +516,12 @@ long:
     );
     assert!(!trace.contains("never finished"), "{trace}");
     assert!(!trace.contains("tick 240\n"), "the script was not stopped");
+    // The runner's own log says why, not a runner failure.
+    assert!(
+        runner.output().contains("Job failed: job_canceled"),
+        "{}",
+        runner.output()
+    );
     h.stop(runner).await;
 }
 
