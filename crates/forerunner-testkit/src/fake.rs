@@ -20,7 +20,8 @@
 //!
 //! Faults ([`Fault`]) are consumed one per trace patch or job update: a
 //! status without effect, a dropped connection before or after the append,
-//! a `416` although the offset is right. Job tokens are checked on every job
+//! a `416` although the offset is right, a `412` to the final update that
+//! drops the stored trace. Job tokens are checked on every job
 //! endpoint (`403` otherwise). Everything received is kept for assertions.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -50,6 +51,10 @@ pub enum Fault {
     DropAfterAppend,
     /// Answer `416` with the current `Range`, without storing anything.
     RangeMismatch,
+    /// On the next final update (`success`/`failed`; earlier updates leave
+    /// it queued): forget the stored trace and answer `412`, as a server
+    /// that found the trace invalid and dropped it.
+    TraceReset,
 }
 
 /// One trace patch as the fake saw it.
@@ -97,6 +102,8 @@ pub struct FakeJob {
     pub handed_out: Instant,
     /// When its final update (success or failed) arrived.
     pub finished: Option<Instant>,
+    /// How often its trace was dropped with a `412` ([`Fault::TraceReset`]).
+    pub trace_resets: usize,
 }
 
 impl FakeJob {
@@ -403,6 +410,7 @@ async fn request_job(Ctx(shared): Ctx<Arc<Shared>>, body: Bytes) -> Response {
                         uploads: Vec::new(),
                         handed_out: Instant::now(),
                         finished: None,
+                        trace_resets: 0,
                     },
                 );
                 return (StatusCode::CREATED, axum::Json(job)).into_response();
@@ -467,7 +475,14 @@ async fn update_job(
 ) -> Response {
     let update: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let mut st = shared.lock();
-    let fault = st.update_faults.pop_front();
+    let is_final = matches!(update["state"].as_str(), Some("success" | "failed"));
+    let fault = match st.update_faults.pop_front() {
+        Some(Fault::TraceReset) if !is_final => {
+            st.update_faults.push_front(Fault::TraceReset);
+            None
+        }
+        fault => fault,
+    };
     let Some(job) = st.jobs.get(&id) else {
         return StatusCode::NOT_FOUND.into_response();
     };
@@ -475,6 +490,15 @@ async fn update_job(
         return forbidden(None);
     }
     match fault {
+        Some(Fault::TraceReset) => {
+            let status = job.status.clone();
+            let h = job_headers(&st, &status, None);
+            if let Some(job) = st.jobs.get_mut(&id) {
+                job.trace.clear();
+                job.trace_resets += 1;
+            }
+            return with_headers(StatusCode::PRECONDITION_FAILED, &h, ());
+        }
         Some(Fault::Status(code)) => {
             return StatusCode::from_u16(code)
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)

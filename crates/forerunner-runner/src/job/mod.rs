@@ -920,6 +920,10 @@ pub const FORCE_SEND_INTERVAL: Duration = Duration::from_secs(30);
 /// back anyway. `canceling` cancels the script gracefully; `canceled`,
 /// `failed`, `403` or `404` end the job ([`StopSignals::end_by_server`]):
 /// it is killed and, being over on the server, gets no final update.
+///
+/// A `412` to the final update (the official `UpdateTraceValidationFailed`:
+/// the server found the trace does not match the checksum and dropped it)
+/// sends the whole trace again from offset 0, then the final update.
 pub async fn run_and_report<E: Executor + ?Sized, A: JobApi + ?Sized>(
     job: &JobResponse,
     ctx: &RunContext<'_>,
@@ -980,11 +984,8 @@ pub async fn run_and_report<E: Executor + ?Sized, A: JobApi + ?Sized>(
         // The job is over on the server: nothing more to report.
         return Ok(outcome);
     }
-    if sender
-        .flush(&patcher, log, 10, |d| tokio::time::sleep(d))
-        .await?
-        == Signal::Abort
-    {
+    let sleep = |d| tokio::time::sleep(d);
+    if sender.flush(&patcher, log, 10, sleep).await? == Signal::Abort {
         return Ok(outcome);
     }
     let update = UpdateJobRequest {
@@ -1009,6 +1010,12 @@ pub async fn run_and_report<E: Executor + ?Sized, A: JobApi + ?Sized>(
             Ok(r) if r.status == 403 || r.status == 404 => return Ok(outcome),
             Ok(r) if matches!(r.job_status.as_deref(), Some("canceled" | "failed")) => {
                 return Ok(outcome)
+            }
+            Ok(r) if r.status == 412 => {
+                sender.restart();
+                if sender.flush(&patcher, log, 10, sleep).await? == Signal::Abort {
+                    return Ok(outcome);
+                }
             }
             Ok(r) => {
                 if let Some(s) = r.update_interval.filter(|s| *s > 0) {

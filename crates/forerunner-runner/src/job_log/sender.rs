@@ -129,6 +129,14 @@ impl TraceSender {
         self.sent
     }
 
+    /// Sends everything again from offset 0 at the next patch: the server
+    /// dropped the trace (`412` to the final update, the official
+    /// `UpdateTraceValidationFailed`). A server that kept it answers `416`
+    /// with its length, so nothing is stored twice.
+    pub fn restart(&mut self) {
+        self.sent = 0;
+    }
+
     /// Pause before the next patch, as the server last asked.
     pub fn interval(&self) -> Duration {
         self.interval
@@ -321,6 +329,25 @@ mod tests {
         assert_eq!(sender.sent(), 6);
         sender.flush(&server, &data[..], 3, no_pause).await.unwrap();
         assert_eq!(*server.stored.borrow(), data);
+    }
+
+    #[tokio::test]
+    async fn restart_sends_everything_again_and_a_server_that_kept_it_says_where_it_is() {
+        let server = FakeServer::default();
+        let data = trace(300);
+        let mut sender = TraceSender::new().with_max_patch(100);
+        sender.flush(&server, &data[..], 3, no_pause).await.unwrap();
+        // The server dropped the trace (412 to the final update).
+        server.stored.borrow_mut().clear();
+        sender.restart();
+        sender.flush(&server, &data[..], 3, no_pause).await.unwrap();
+        assert_eq!(*server.stored.borrow(), data);
+        // A server that kept it: one 416 moves the sender back to the end.
+        sender.restart();
+        let before = *server.patches.borrow();
+        sender.flush(&server, &data[..], 3, no_pause).await.unwrap();
+        assert_eq!(*server.stored.borrow(), data);
+        assert_eq!(*server.patches.borrow() - before, 1);
     }
 
     #[tokio::test]

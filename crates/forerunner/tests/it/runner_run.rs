@@ -291,6 +291,51 @@ async fn job_trace_is_byte_identical_through_faults_and_metrics_are_served() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_412_to_the_final_update_sends_the_whole_trace_again() {
+    // The official `UpdateTraceValidationFailed`: the server dropped the
+    // trace it found invalid; the runner sends all of it again from 0, then
+    // the final update.
+    let fake = FakeCoordinator::start().await;
+    let (_repo, url, sha) = repo();
+    fake.set_trace_update_interval(Some(1));
+    fake.inject_update_faults([Fault::TraceReset]);
+    fake.push_job(job(
+        1,
+        &url,
+        &sha,
+        &["for i in $(seq 1 5); do echo \"line $i\"; sleep 0.3; done"],
+    ));
+    let setup = Setup::new(&fake.url, "concurrent = 1\ncheck_interval = 1");
+    let mut runner = setup.run(&[]);
+    let j = fake
+        .wait_final(1, Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|| panic!("no final update:\n{}", runner.output()));
+    let fin = j.final_update().unwrap().clone();
+    let trace = text(&j.trace);
+    assert_eq!(j.trace_resets, 1, "the fault was not used");
+    assert_eq!(fin["state"], "success", "{trace}\n{}", runner.output());
+    assert_eq!(fin["output"]["checksum"], j.trace_checksum().as_str());
+    assert_eq!(fin["output"]["bytesize"], j.trace.len() as u64);
+    assert!(
+        trace.starts_with("\x1b[0;mRunning with forerunner"),
+        "{trace}"
+    );
+    for i in 1..=5 {
+        assert_eq!(trace.matches(&format!("line {i}\n")).count(), 1, "{trace}");
+    }
+    // After the reset, the trace went again from offset 0.
+    let restarts = j
+        .patches
+        .iter()
+        .filter(|p| p.start == 0 && p.status == 202)
+        .count();
+    assert_eq!(restarts, 2, "{:?}", j.patches);
+    runner.signal("TERM");
+    assert!(runner.wait_exit(Duration::from_secs(20)).await.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn three_403_park_the_entry_and_sighup_resets_health() {
     let fake = FakeCoordinator::start().await;
     fake.forbid_job_requests(3);
