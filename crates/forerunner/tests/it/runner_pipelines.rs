@@ -123,6 +123,18 @@ impl Harness {
         );
     }
 
+    /// Sets the global `concurrent` of config.toml.
+    fn set_concurrent(&self, n: usize) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let mut lines: Vec<String> = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("concurrent ="))
+            .map(str::to_owned)
+            .collect();
+        lines.insert(0, format!("concurrent = {n}"));
+        std::fs::write(&self.config, lines.join("\n") + "\n").unwrap();
+    }
+
     /// Starts `forerunner run` on the registered config.toml.
     fn run(&self) -> Runner {
         let args: Vec<String> = vec![
@@ -536,6 +548,7 @@ leak:
     - 'echo "plain: $SECRET_VALUE"'
     - 'echo "to stderr: $SECRET_VALUE" >&2'
     - 'echo "half: ${SECRET_VALUE:0:8}!"'
+    - 'echo "job token: $CI_JOB_TOKEN, repository: $CI_REPOSITORY_URL"'
     - 'printf "slow: "; for ((i=0; i<${#SECRET_VALUE}; i++)); do printf "%s" "${SECRET_VALUE:$i:1}"; sleep 0.2; done; echo " done"'
   after_script:
     - 'echo "after: $SECRET_VALUE"'
@@ -567,6 +580,8 @@ leak:
         "to stderr: [MASKED]",
         "slow: [MASKED] done",
         "after: [MASKED]",
+        // The job token is masked too, also inside the repository URL.
+        "job token: [MASKED], repository: http://gitlab-ci-token:[MASKED]@",
     ] {
         assert!(trace.contains(line), "{line:?} missing:\n{trace}");
     }
@@ -622,13 +637,22 @@ cached:
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_lets_the_running_job_finish_and_report() {
     let yaml = r#"
+stages: [first, second]
 busy:
+  stage: first
   script:
     - echo "job started"
     - sleep 3
     - echo "job finished normally"
+next:
+  stage: second
+  script:
+    - echo "must not run on a stopping runner"
 "#;
     let h = Harness::new("sigterm", yaml).await;
+    // Two slots: while the job runs, the other one waits in a long poll
+    // that the shutdown must withdraw.
+    h.set_concurrent(2);
     let mut runner = h.run();
     let pipeline = h.pipeline().await;
     let job_id = h.running_job(pipeline, &runner).await;
@@ -647,5 +671,10 @@ busy:
     let trace = h.trace(job_id).await;
     assert!(trace.contains("job finished normally"), "{trace}");
     assert!(trace.contains("Job succeeded"), "{trace}");
+    // The next stage became pending when `busy` succeeded; the stopping
+    // runner did not take it (nor did a withdrawn request claim it).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let next = h.job(pipeline, "next").await;
+    assert_eq!(next["status"], "pending", "{next}\n{out}");
     h.c.stop().await.unwrap();
 }
