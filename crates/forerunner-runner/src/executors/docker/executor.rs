@@ -65,7 +65,8 @@ pub struct DockerSettings {
     /// Build and service containers run privileged.
     pub privileged: bool,
     /// Extra volumes: `host:container[:mode]` binds, or a bare `/path` for a volume that lives as
-    /// long as the job.
+    /// long as the job. The cache directory is special: bare, it means the runner's own cache
+    /// mount (what `register` writes); bound, it replaces that mount.
     pub volumes: Vec<String>,
     /// No `/cache` mount.
     pub disable_cache: bool,
@@ -193,6 +194,45 @@ impl DockerSettings {
         };
         Ok(s)
     }
+}
+
+/// How `[runners.docker] volumes` become mounts, next to the cache directory's own mount.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct VolumePlan {
+    /// `host:container[:mode]` binds, as written.
+    binds: Vec<String>,
+    /// Bare container paths that get a volume living as long as the job.
+    temporary: Vec<String>,
+    /// A bind (or named volume) targets the cache directory: no default cache mount.
+    cache_bound: bool,
+    /// The host directory bound at the cache directory, when it is a host path.
+    cache_host_dir: Option<PathBuf>,
+}
+
+/// Sorts `volumes` into binds and temporary volumes. A bare path equal to `cache_dir` (the
+/// `volumes = ["/cache"]` that `register` writes, as the official runner does) is the cache
+/// itself, mounted from the host unless `disable_cache`, so it gets no volume of its own: two
+/// mounts at one path are refused by the daemon ("Duplicate mount point").
+fn plan_volumes(volumes: &[String], cache_dir: &str) -> VolumePlan {
+    let cache_dir = cache_dir.trim_end_matches('/');
+    let mut plan = VolumePlan::default();
+    for volume in volumes.iter().map(|v| v.trim()).filter(|v| !v.is_empty()) {
+        match volume.split_once(':') {
+            Some((source, rest)) => {
+                let target = rest.split(':').next().unwrap_or_default();
+                if target.trim_end_matches('/') == cache_dir {
+                    plan.cache_bound = true;
+                    if Path::new(source).is_absolute() {
+                        plan.cache_host_dir = Some(PathBuf::from(source));
+                    }
+                }
+                plan.binds.push(volume.to_owned());
+            }
+            None if volume.trim_end_matches('/') == cache_dir => {}
+            None => plan.temporary.push(volume.to_owned()),
+        }
+    }
+    plan
 }
 
 fn parse_policies(values: &[String]) -> Result<Vec<PullPolicy>, EngineError> {
@@ -526,7 +566,11 @@ impl Executor for DockerExecutor {
             ))
         })?;
         let mut binds = vec![format!("{}:{}", host_builds.display(), s.builds_dir)];
-        if !s.disable_cache {
+        let mounts = plan_volumes(&s.volumes, &s.cache_dir);
+        if let Some(host) = mounts.cache_host_dir {
+            // `volumes` maps the cache directory itself: that wins, as in the official runner.
+            self.host_cache = Some(host);
+        } else if !s.disable_cache && !mounts.cache_bound {
             let dir = s
                 .host_cache_dir
                 .join(format!("project-{}", job.job.job_info.project_id));
@@ -539,20 +583,13 @@ impl Executor for DockerExecutor {
             binds.push(format!("{}:{}", dir.display(), s.cache_dir));
             self.host_cache = Some(dir);
         }
-        for volume in &s.volumes {
-            let volume = volume.trim();
-            if volume.is_empty() {
-                continue;
-            }
-            if volume.contains(':') {
-                binds.push(volume.to_owned());
-            } else {
-                let name = engine
-                    .create_volume(&labels, "volume")
-                    .await
-                    .map_err(|e| ExecutorError(e.to_string()))?;
-                binds.push(format!("{name}:{volume}"));
-            }
+        binds.extend(mounts.binds);
+        for path in mounts.temporary {
+            let name = engine
+                .create_volume(&labels, "volume")
+                .await
+                .map_err(|e| ExecutorError(e.to_string()))?;
+            binds.push(format!("{name}:{path}"));
         }
         self.binds = binds;
 
@@ -718,6 +755,32 @@ mod tests {
         );
         let err = e.policies_for(Some(&image(&["always"]))).unwrap_err();
         assert!(err.0.contains("allowed_pull_policies"), "{err}");
+    }
+
+    #[test]
+    fn the_cache_directory_in_volumes_is_the_cache_mount() {
+        let v = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // What `register` writes: the cache mount covers it, no second mount at /cache.
+        let plan = plan_volumes(&v(&["/scratch", "/cache", "/srv/data:/data:ro"]), "/cache");
+        assert_eq!(
+            plan,
+            VolumePlan {
+                binds: v(&["/srv/data:/data:ro"]),
+                temporary: v(&["/scratch"]),
+                cache_bound: false,
+                cache_host_dir: None,
+            }
+        );
+        // A bind at the cache directory replaces the runner's own cache mount.
+        let plan = plan_volumes(&v(&["/srv/cache:/cache/"]), "/cache/");
+        assert!(plan.cache_bound);
+        assert_eq!(plan.cache_host_dir, Some(PathBuf::from("/srv/cache")));
+        assert_eq!(plan.binds, v(&["/srv/cache:/cache/"]));
+        let plan = plan_volumes(&v(&["named-cache:/cache"]), "/cache");
+        assert!(plan.cache_bound && plan.cache_host_dir.is_none());
+        // Another cache directory: /cache is an ordinary temporary volume then.
+        let plan = plan_volumes(&v(&["/cache", " "]), "/ci-cache");
+        assert_eq!(plan.temporary, v(&["/cache"]));
     }
 
     #[test]
