@@ -305,3 +305,83 @@ impl FakeServer {
         self.requests.lock().unwrap().clone()
     }
 }
+
+/// A `forerunner` process running in the background (`run`, `run-single`),
+/// its stdout and stderr collected line by line (echoed with `TEST_LOG=1`).
+/// Killed when dropped.
+pub(crate) struct RunnerProcess {
+    child: tokio::process::Child,
+    output: Arc<Mutex<String>>,
+}
+
+impl RunnerProcess {
+    /// Starts `forerunner <args>` in `dir` with a clean environment: `PATH`,
+    /// `HOME=dir`, no git configuration, and `DOCKER_HOST` when the test
+    /// process has it.
+    pub(crate) fn spawn(args: &[&std::ffi::OsStr], dir: &std::path::Path) -> Self {
+        use tokio::io::AsyncBufReadExt as _;
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_forerunner"));
+        cmd.args(args)
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", dir)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(host) = std::env::var_os("DOCKER_HOST") {
+            cmd.env("DOCKER_HOST", host);
+        }
+        let mut child = cmd.spawn().expect("failed to start forerunner");
+        let output = Arc::new(Mutex::new(String::new()));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        for reader in [
+            Box::new(stdout) as Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+            Box::new(stderr),
+        ] {
+            let output = output.clone();
+            tokio::spawn(async move {
+                let mut lines = tokio::io::BufReader::new(reader).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if std::env::var_os("TEST_LOG").is_some() {
+                        eprintln!("runner: {line}");
+                    }
+                    let mut o = output.lock().unwrap();
+                    o.push_str(&line);
+                    o.push('\n');
+                }
+            });
+        }
+        RunnerProcess { child, output }
+    }
+
+    /// Everything it printed so far.
+    pub(crate) fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// Sends `SIGKILL` and reaps the process: a runner that dies without
+    /// cleaning up.
+    pub(crate) async fn kill(&mut self) {
+        self.child.start_kill().expect("failed to kill the runner");
+        let _ = self.child.wait().await;
+    }
+
+    /// Sends `SIGTERM` (the runner finishes its jobs, then exits) and waits
+    /// up to `timeout` for the exit; panics with the output otherwise.
+    pub(crate) async fn stop(mut self, timeout: std::time::Duration) -> std::process::ExitStatus {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        match tokio::time::timeout(timeout, self.child.wait()).await {
+            Ok(status) => status.expect("failed to wait for the runner"),
+            Err(_) => panic!("the runner did not exit after SIGTERM:\n{}", self.output()),
+        }
+    }
+}
