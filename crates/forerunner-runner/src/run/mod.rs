@@ -147,6 +147,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Ended> {
             .as_deref()
             .is_some_and(|l| l.eq_ignore_ascii_case("debug"));
     let log = RunLog::new(metrics.clone(), debug);
+    // Executors report what happens outside a job's log through `tracing`.
+    crate::log::install_tracing(debug);
     // Signals first: a signal arriving while pollers start must not kill
     // the process with jobs in flight.
     let signals = Signals::new().context("failed to install the signal handlers")?;

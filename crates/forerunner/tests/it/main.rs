@@ -3,6 +3,7 @@
 //! python-gitlab.
 mod ci_support;
 mod coordinator_api;
+mod custom_e2e;
 mod dispatch;
 mod jobs_api;
 mod pipelines_api;
