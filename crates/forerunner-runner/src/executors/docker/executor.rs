@@ -16,7 +16,8 @@
 //!
 //! Every container, network and volume carries the job's labels ([`JobLabels`]) and is removed in
 //! `cleanup` — after success, failure, timeout or cancel — and, should the runner die, by
-//! [`cleanup_leftovers_once`] before the next job of the same runner starts.
+//! [`cleanup_leftovers_at_start`] when the job loop starts again (or, failing that, by
+//! [`cleanup_leftovers_once`] before the next job of the same runner starts).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -31,8 +32,8 @@ use tokio_util::sync::CancellationToken;
 use crate::config::RunnerConfig;
 use crate::executors::docker::{
     image_allowed, not_allowed_message, parse_cpus, parse_memory, service_aliases, ContainerSpec,
-    Engine, EngineError, ImageSource, JobLabels, NetworkAttachment, PullPolicy, ScriptOutcome,
-    ServiceReadiness, ServiceSpec,
+    Engine, EngineError, ImageSource, JobLabels, LabelledObjects, NetworkAttachment, PullPolicy,
+    ScriptOutcome, ServiceReadiness, ServiceSpec,
 };
 use crate::executors::{absolute, Executor, ExecutorError, Exit, JobContext, OutputSink, Stage};
 
@@ -244,13 +245,15 @@ fn parse_policies(values: &[String]) -> Result<Vec<PullPolicy>, EngineError> {
 }
 
 /// Runs [`Engine::cleanup_leftovers`] for `runner_short_token` once per process and daemon:
-/// the first job of a runner (or the job loop at start-up) removes what a runner that crashed
-/// left behind; concurrent callers wait for that one cleanup, later ones return at once.
+/// the job loop at start-up ([`cleanup_leftovers_at_start`]) or the first job of a runner,
+/// whichever comes first, removes what a runner that crashed left behind; concurrent callers
+/// wait for that one cleanup, later ones return its report at once. A failed cleanup is tried
+/// again by the next caller.
 pub async fn cleanup_leftovers_once(
     engine: &Engine,
     runner_short_token: &str,
-) -> Result<(), EngineError> {
-    type Cells = HashMap<String, Arc<tokio::sync::OnceCell<()>>>;
+) -> Result<LabelledObjects, EngineError> {
+    type Cells = HashMap<String, Arc<tokio::sync::OnceCell<LabelledObjects>>>;
     // Held only to look up the cell, never across an await.
     static DONE: Mutex<Option<Cells>> = Mutex::new(None);
     let cell = {
@@ -260,14 +263,30 @@ pub async fn cleanup_leftovers_once(
             .or_default()
             .clone()
     };
-    cell.get_or_try_init(|| async {
-        engine
-            .cleanup_leftovers(runner_short_token)
-            .await
-            .map(|_| ())
-    })
-    .await
-    .map(|_| ())
+    cell.get_or_try_init(|| engine.cleanup_leftovers(runner_short_token))
+        .await
+        .cloned()
+}
+
+/// For the job loop at start-up (and after a reload): connects to the daemon of a docker
+/// `[[runners]]` entry and removes, once per process, what an earlier process of the same runner
+/// left behind — a runner killed mid-job leaves its containers, network and volumes — before
+/// any job of the entry starts. `Ok(None)` for entries of other executors.
+pub async fn cleanup_leftovers_at_start(
+    runner: &RunnerConfig,
+) -> Result<Option<LabelledObjects>, EngineError> {
+    if runner.executor != "docker" || runner.token.trim().is_empty() {
+        return Ok(None);
+    }
+    let host = runner
+        .docker
+        .as_ref()
+        .and_then(|d| d.host.as_deref())
+        .filter(|h| !h.trim().is_empty());
+    let engine = Engine::connect(host).await?;
+    cleanup_leftovers_once(&engine, &short_token(&runner.token))
+        .await
+        .map(Some)
 }
 
 /// The docker executor for one job. See the module documentation.
@@ -546,6 +565,7 @@ impl Executor for DockerExecutor {
             .with_stop_grace(s.stop_grace);
         cleanup_leftovers_once(&engine, &s.runner_short_token)
             .await
+            .map(|_| ())
             .map_err(|e| {
                 ExecutorError(format!(
                     "failed to remove the leftovers of an earlier run: {e}"
