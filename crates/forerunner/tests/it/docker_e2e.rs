@@ -51,8 +51,10 @@ const CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Two stages, two images. `build` runs in the alternative image, writes an
 /// artifact naming its image and a cache naming the pipeline that first
-/// wrote it. `test` runs in the runner's default image with a web service
-/// aliased `web`, and reads all three.
+/// wrote it, shows its capabilities and asks the runner's own service
+/// (`sidecar`, from `[[runners.docker.services]]`) for its image. `test` runs
+/// in the runner's default image with a web service aliased `web`, and reads
+/// all three.
 const PIPELINE_YAML: &str = r#"
 stages: [build, test]
 build:
@@ -69,6 +71,9 @@ build:
     - cp /etc/forerunner-image out/built-in
     - echo "built in $(cat out/built-in)"
     - if [ -f vendor/origin ]; then echo "cache hit from pipeline $(cat vendor/origin)"; else echo "$CI_PIPELINE_ID" > vendor/origin; echo "cache miss in pipeline $CI_PIPELINE_ID"; fi
+    - grep CapEff /proc/self/status
+    - for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -O sidecar.txt http://sidecar:8080/ && break; sleep 1; done
+    - echo "sidecar says $(cat sidecar.txt)"
   artifacts:
     paths: [out/]
 test:
@@ -96,6 +101,26 @@ test:
 /// ticks keep trace patches going, and each patch's answer carries the job's
 /// status, so a cancel is seen within seconds; the short sleeps let the
 /// script's `TERM` trap run at once.
+/// A service for every job of the runner, serving the name of its image on
+/// port 8080, appended to the registered entry.
+const RUNNER_SERVICE_TOML: &str = r#"
+    [[runners.docker.services]]
+      name = "forerunner-test/busybox-alt:latest"
+      alias = "sidecar"
+      entrypoint = ["/bin/sh", "-c"]
+      command = ["mkdir -p /www && cp /etc/forerunner-image /www/index.html && exec httpd -f -p 8080 -h /www"]
+      environment = ["HEALTHCHECK_TCP_PORT=8080"]
+"#;
+
+/// The effective capability set a job prints (`CapEff:\t<hex>`), as bits.
+fn capabilities(trace: &str) -> u64 {
+    let hex = trace
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("CapEff:"))
+        .unwrap_or_else(|| panic!("no CapEff line in:\n{trace}"));
+    u64::from_str_radix(hex.trim(), 16).expect("CapEff is hexadecimal")
+}
+
 const SLEEPER_YAML: &str = r#"
 sleeper:
   services:
@@ -499,7 +524,19 @@ async fn docker_pipeline_runs_two_images_a_service_artifacts_and_cache_and_leave
     let started = Instant::now();
     let c = TestCoordinator::spawn().await;
     let project = project_with_ci(&c, "docker-e2e", PIPELINE_YAML).await;
-    let runner = DockerRunner::register(&c, &[]).await;
+    let runner = DockerRunner::register(
+        &c,
+        &["--docker-cap-add", "SYS_TIME", "--docker-cap-drop", "CHOWN"],
+    )
+    .await;
+    let config = runner.env.config_text();
+    assert!(
+        config.contains("cap_add = [\"SYS_TIME\"]") && config.contains("cap_drop = [\"CHOWN\"]"),
+        "{config}"
+    );
+    runner
+        .env
+        .write_config(&format!("{config}{RUNNER_SERVICE_TOML}"));
     let _sweeper = runner.sweeper(&d.engine);
     let process = runner.start();
 
@@ -522,9 +559,18 @@ async fn docker_pipeline_runs_two_images_a_service_artifacts_and_cache_and_leave
         "hello".to_owned(), // README.md of the repository, cloned over HTTP
         format!("built in {BUSYBOX_ALT_IMAGE}"),
         format!("cache miss in pipeline {p1}"),
+        format!("sidecar says {BUSYBOX_ALT_IMAGE}"),
     ] {
         assert!(trace.contains(&needle), "build lacks {needle:?}:\n{trace}");
     }
+    // cap_add and cap_drop reached the build container.
+    const CAP_CHOWN: u64 = 1 << 0;
+    const CAP_SYS_TIME: u64 = 1 << 25;
+    let caps = capabilities(&trace);
+    assert!(
+        caps & CAP_SYS_TIME != 0 && caps & CAP_CHOWN == 0,
+        "capabilities {caps:x}:\n{trace}"
+    );
     let test = job_named(&c, project.id, p1, "test").await;
     let trace = job_trace(&c, project.id, test["id"].as_i64().unwrap()).await;
     for needle in [

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use forerunner_protocol::jobs::Image;
+use forerunner_protocol::jobs::{Image, JobVariable};
 use forerunner_protocol::tokens::short_token;
 use tokio_util::sync::CancellationToken;
 
@@ -75,6 +75,9 @@ pub struct DockerSettings {
     pub cap_add: Vec<String>,
     /// Capabilities to drop.
     pub cap_drop: Vec<String>,
+    /// `[[runners.docker.services]]`: started for every job before the job's own services, and
+    /// exempt from `allowed_services` (as are job services of the same image).
+    pub services: Vec<Image>,
     /// Memory limit in bytes.
     pub memory: Option<i64>,
     /// CPU limit in billionths of a CPU.
@@ -118,6 +121,7 @@ impl DockerSettings {
             disable_cache: false,
             cap_add: Vec::new(),
             cap_drop: Vec::new(),
+            services: Vec::new(),
             memory: None,
             nano_cpus: None,
             dns: Vec::new(),
@@ -132,8 +136,6 @@ impl DockerSettings {
     /// Settings from a `[[runners]]` entry for concurrent slot `slot`. On the host, builds go to
     /// `<cwd>/docker-builds/<short token>/concurrent-<slot>` and caches to `[runners.docker]
     /// cache_dir` (relative to `cwd`), else `<cwd>/docker-cache/<short token>`.
-    ///
-    /// `cap_add`/`cap_drop` have no field in the typed config yet and stay empty here.
     pub fn from_config(
         runner: &RunnerConfig,
         cwd: &Path,
@@ -168,6 +170,30 @@ impl DockerSettings {
         s.allowed_images = docker.allowed_images;
         s.allowed_services = docker.allowed_services;
         s.privileged = docker.privileged;
+        s.cap_add = docker.cap_add;
+        s.cap_drop = docker.cap_drop;
+        s.services = docker
+            .services
+            .into_iter()
+            .filter(|svc| !svc.name.trim().is_empty())
+            .map(|svc| Image {
+                name: svc.name.trim().to_owned(),
+                alias: svc.alias.filter(|a| !a.trim().is_empty()),
+                command: svc.command,
+                entrypoint: svc.entrypoint,
+                pull_policy: Vec::new(),
+                variables: svc
+                    .environment
+                    .iter()
+                    .filter_map(|e| e.split_once('='))
+                    .map(|(key, value)| JobVariable {
+                        key: key.to_owned(),
+                        value: value.to_owned(),
+                        ..JobVariable::default()
+                    })
+                    .collect(),
+            })
+            .collect();
         s.volumes = docker.volumes;
         s.disable_cache = docker.disable_cache;
         s.memory = docker
@@ -408,8 +434,22 @@ impl DockerExecutor {
             .map(|v| (v.key.clone(), v.value.clone()))
             .collect();
         let mut started = Vec::new();
-        for service in &job.job.services {
-            if !image_allowed(&service.name, &self.settings.allowed_services, &[]) {
+        // The runner's own services come first and need no allowing, nor do job services of the
+        // same images (the official runner's rule).
+        let internal: Vec<&str> = self
+            .settings
+            .services
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        let runner_services = self.settings.services.clone();
+        for (service, from_job) in runner_services
+            .iter()
+            .map(|s| (s, false))
+            .chain(job.job.services.iter().map(|s| (s, true)))
+        {
+            if from_job && !image_allowed(&service.name, &self.settings.allowed_services, &internal)
+            {
                 output(
                     not_allowed_message(&service.name, "services", &self.settings.allowed_services)
                         .as_bytes(),
@@ -629,7 +669,8 @@ impl Executor for DockerExecutor {
             .map(|v| (v.key.clone(), v.value.clone()))
             .collect();
 
-        if self.settings.network_mode.is_none() || !job.job.services.is_empty() {
+        let has_services = !job.job.services.is_empty() || !self.settings.services.is_empty();
+        if self.settings.network_mode.is_none() || has_services {
             let network = engine
                 .create_network(&labels)
                 .await
@@ -817,6 +858,14 @@ mod tests {
             memory = "64m"
             cpus = "0.5"
             wait_for_services_timeout = -1
+            cap_add = ["NET_ADMIN"]
+            cap_drop = ["DAC_OVERRIDE", "KILL"]
+            [[runners.docker.services]]
+            name = "postgres:16"
+            alias = "db"
+            environment = ["POSTGRES_PASSWORD=secret=1", "IGNORED"]
+            [[runners.docker.services]]
+            name = " "
         "#;
         let config =
             crate::config::Config::parse(Path::new("config.toml"), toml, &|_| None).unwrap();
@@ -834,5 +883,18 @@ mod tests {
         assert_eq!(s.memory, Some(64 << 20));
         assert_eq!(s.nano_cpus, Some(500_000_000));
         assert_eq!(s.wait_for_services, None);
+        assert_eq!(s.cap_add, ["NET_ADMIN"]);
+        assert_eq!(s.cap_drop, ["DAC_OVERRIDE", "KILL"]);
+        assert_eq!(s.services.len(), 1, "a service without a name is dropped");
+        let db = &s.services[0];
+        assert_eq!(
+            (db.name.as_str(), db.alias.as_deref()),
+            ("postgres:16", Some("db"))
+        );
+        assert_eq!(db.variables.len(), 1);
+        assert_eq!(
+            (db.variables[0].key.as_str(), db.variables[0].value.as_str()),
+            ("POSTGRES_PASSWORD", "secret=1")
+        );
     }
 }
