@@ -587,7 +587,7 @@ async fn docker_pipeline_runs_two_images_a_service_artifacts_and_cache_and_leave
     assert_nothing_left(
         &d,
         &before,
-        &[runner.short.clone()],
+        std::slice::from_ref(&runner.short),
         "after the first pipeline",
         &process.output(),
     )
@@ -620,7 +620,7 @@ async fn docker_pipeline_runs_two_images_a_service_artifacts_and_cache_and_leave
     assert_nothing_left(
         &d,
         &before,
-        &[runner.short.clone()],
+        std::slice::from_ref(&runner.short),
         "after the second pipeline",
         &process.output(),
     )
@@ -697,7 +697,7 @@ async fn docker_job_cancelled_while_running_leaves_nothing() {
     assert_nothing_left(
         &d,
         &before,
-        &[runner.short.clone()],
+        std::slice::from_ref(&runner.short),
         &format!(
             "after a cancelled job (while it ran: {}; canceled {:.1}s after the request)",
             during.describe(),
@@ -739,7 +739,7 @@ async fn docker_runner_killed_mid_job_removes_the_leftovers_when_started_again()
     let first_output = process.output();
     // Nobody cleans up after a killed process: everything is still there.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let orphaned = Inventory::labelled(&d.docker, &[runner.short.clone()]).await;
+    let orphaned = Inventory::labelled(&d.docker, std::slice::from_ref(&runner.short)).await;
     assert!(
         orphaned.containers.len() >= 2
             && orphaned.networks.len() == 1
@@ -754,7 +754,7 @@ async fn docker_runner_killed_mid_job_removes_the_leftovers_when_started_again()
     assert_nothing_left(
         &d,
         &before,
-        &[runner.short.clone()],
+        std::slice::from_ref(&runner.short),
         &format!(
             "after SIGKILL mid-job and a restart (orphaned: {})",
             orphaned.describe()
