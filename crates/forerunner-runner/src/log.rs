@@ -138,6 +138,28 @@ pub fn go_arch() -> &'static str {
     }
 }
 
+/// Sends the `tracing` events of this crate (executors report through it
+/// what happens outside a job's log: a custom executor's `cleanup_exec`
+/// output, Docker leftovers removed, cleanups that failed) to stderr in the
+/// runner format: info and above, debug too with `debug`. Other crates'
+/// events are dropped. Does nothing if a subscriber is installed already.
+pub fn install_tracing(debug: bool) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let level = if debug {
+        tracing::Level::DEBUG
+    } else {
+        tracing::Level::INFO
+    };
+    let filter = tracing_subscriber::filter::Targets::new().with_target("forerunner_runner", level);
+    let subscriber = tracing_subscriber::fmt()
+        .event_format(RunnerFormat::new(std::io::stderr().is_terminal()))
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::DEBUG)
+        .finish()
+        .with(filter);
+    let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
 /// A `tracing_subscriber` event format producing runner-format lines, so
 /// the `run` loop can log through `tracing` and still print what
 /// `gitlab-runner` prints:

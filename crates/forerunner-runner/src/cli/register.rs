@@ -153,6 +153,16 @@ struct DockerArgs {
     /// Run containers in privileged mode
     #[arg(long = "docker-privileged", env = "DOCKER_PRIVILEGED", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new(), action = ArgAction::Set)]
     privileged: Option<bool>,
+    /// Add a Linux capability to build containers (repeatable)
+    #[arg(long = "docker-cap-add", env = "DOCKER_CAP_ADD", value_delimiter = ',')]
+    cap_add: Vec<String>,
+    /// Drop a Linux capability from build containers (repeatable)
+    #[arg(
+        long = "docker-cap-drop",
+        env = "DOCKER_CAP_DROP",
+        value_delimiter = ','
+    )]
+    cap_drop: Vec<String>,
     /// Bind-mount a volume (repeatable)
     #[arg(long = "docker-volumes", env = "DOCKER_VOLUMES", value_delimiter = ',')]
     volumes: Vec<String>,
@@ -1041,6 +1051,8 @@ fn docker_section(d: &DockerArgs, image: Option<&str>, defaults: bool) -> Vec<(S
         }
     }
     for (k, v) in [
+        ("cap_add", &d.cap_add),
+        ("cap_drop", &d.cap_drop),
         ("allowed_images", &d.allowed_images),
         ("allowed_services", &d.allowed_services),
         ("allowed_pull_policies", &d.allowed_pull_policies),

@@ -447,6 +447,10 @@ pub struct DockerConfig {
     pub image: Option<String>,
     /// Run containers privileged.
     pub privileged: bool,
+    /// Linux capabilities added to build containers (`["NET_ADMIN"]`).
+    pub cap_add: Vec<String>,
+    /// Linux capabilities dropped from build containers (`["DAC_OVERRIDE"]`).
+    pub cap_drop: Vec<String>,
     /// Extra volumes, `docker -v` syntax.
     pub volumes: Vec<String>,
     /// Disable the automatic cache volume.
@@ -480,6 +484,25 @@ pub struct DockerConfig {
     pub wait_for_services_timeout: Option<i64>,
     /// Shared memory size in bytes.
     pub shm_size: Option<i64>,
+    /// `[[runners.docker.services]]`: services started for every job, before the job's own.
+    pub services: Vec<DockerService>,
+}
+
+/// One `[[runners.docker.services]]` entry.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct DockerService {
+    /// The service image.
+    pub name: String,
+    /// Host names of the service on the job network, space or comma separated (besides the
+    /// ones derived from the image name).
+    pub alias: Option<String>,
+    /// Overrides the image's command.
+    pub command: Vec<String>,
+    /// Overrides the image's entrypoint.
+    pub entrypoint: Vec<String>,
+    /// `["KEY=VALUE", …]` for the service container (entries without `=` are ignored).
+    pub environment: Vec<String>,
 }
 
 /// `[runners.custom]`: the custom executor's executables.
@@ -785,6 +808,16 @@ check_interval = 0
   [runners.docker]
     image = "alpine"
     pull_policy = "if-not-present"
+    cap_add = ["NET_ADMIN", "SYS_TIME"]
+    cap_drop = ["DAC_OVERRIDE"]
+    [[runners.docker.services]]
+      name = "postgres:16"
+      alias = "db, pg"
+      environment = ["POSTGRES_PASSWORD=x"]
+    [[runners.docker.services]]
+      name = "busybox"
+      entrypoint = ["/bin/sh", "-c"]
+      command = ["exec httpd -f"]
   [runners.cache]
     Type = "s3"
     Shared = true
@@ -811,6 +844,14 @@ check_interval = 0
         assert_eq!(r.feature_flag("FF_USE_FASTZIP"), Some(true));
         let d = r.docker.as_ref().unwrap();
         assert_eq!(d.pull_policy, ["if-not-present"]);
+        assert_eq!(d.cap_add, ["NET_ADMIN", "SYS_TIME"]);
+        assert_eq!(d.cap_drop, ["DAC_OVERRIDE"]);
+        assert_eq!(d.services.len(), 2);
+        assert_eq!(d.services[0].name, "postgres:16");
+        assert_eq!(d.services[0].alias.as_deref(), Some("db, pg"));
+        assert_eq!(d.services[0].environment, ["POSTGRES_PASSWORD=x"]);
+        assert_eq!(d.services[1].entrypoint, ["/bin/sh", "-c"]);
+        assert_eq!(d.services[1].command, ["exec httpd -f"]);
         let cache = r.cache.as_ref().unwrap();
         assert_eq!(cache.cache_type.as_deref(), Some("s3"));
         assert!(cache.shared);

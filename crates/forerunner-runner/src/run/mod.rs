@@ -147,6 +147,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Ended> {
             .as_deref()
             .is_some_and(|l| l.eq_ignore_ascii_case("debug"));
     let log = RunLog::new(metrics.clone(), debug);
+    // Executors report what happens outside a job's log through `tracing`.
+    crate::log::install_tracing(debug);
     // Signals first: a signal arriving while pollers start must not kill
     // the process with jobs in flight.
     let signals = Signals::new().context("failed to install the signal handlers")?;
@@ -455,6 +457,7 @@ impl Manager {
             g.1 += 1;
         }
         lock(&self.health).reset();
+        self.clean_docker_leftovers();
         self.resize_slots(concurrent);
         let running = self.running.load(Ordering::SeqCst).to_string();
         self.log.info(
@@ -465,6 +468,27 @@ impl Manager {
             ],
         );
         self.reconcile();
+    }
+
+    /// Removes, in the background and once per process, what earlier
+    /// processes of the docker entries left on their daemons (a runner
+    /// killed mid-job leaves containers, networks and volumes). A job of the
+    /// entry that starts meanwhile waits for it.
+    fn clean_docker_leftovers(&self) {
+        let (config, _) = self.snapshot();
+        for runner in config.runners.iter().filter(|r| r.executor == "docker") {
+            let (runner, log) = (runner.clone(), self.log.clone());
+            tokio::spawn(async move {
+                // What was removed is logged where it is removed.
+                if let Err(e) = crate::executors::docker::cleanup_leftovers_at_start(&runner).await
+                {
+                    log.warn(
+                        "Failed to remove Docker leftovers of an earlier run; the runner's next job tries again",
+                        &[("error", &e.to_string()), ("runner", &short_token(&runner.token))],
+                    );
+                }
+            });
+        }
     }
 
     fn resize_slots(&self, wanted: usize) {

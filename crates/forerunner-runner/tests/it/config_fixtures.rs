@@ -48,6 +48,18 @@ fn docker_s3_fixture_loads() {
     assert_eq!(d.volumes, ["/data", "/home/project/cache"]);
     assert_eq!(d.allowed_services.len(), 3);
     assert_eq!(d.wait_for_services_timeout, Some(30));
+    assert_eq!(d.cap_add, ["NET_ADMIN"]);
+    assert_eq!(d.cap_drop, ["DAC_OVERRIDE"]);
+    let names: Vec<&str> = d.services.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["registry.example.com/svc1", "redis:2.8", "postgres:9"]
+    );
+    let svc1 = &d.services[0];
+    assert_eq!(svc1.alias.as_deref(), Some("svc1"));
+    assert_eq!(svc1.entrypoint, ["entrypoint.sh"]);
+    assert_eq!(svc1.command, ["executable", "param1", "param2"]);
+    assert_eq!(svc1.environment, ["ENV1=value1", "ENV2=value2"]);
     let cache = r.cache.as_ref().unwrap();
     assert_eq!(cache.cache_type.as_deref(), Some("s3"));
     let s3 = cache.s3.as_ref().unwrap();

@@ -137,3 +137,72 @@ pub(crate) fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
     }
     cursor.into_inner()
 }
+
+/// Waits up to `timeout` for a pipeline to reach a final status (`success`,
+/// `failed`, `canceled`, `skipped`) and returns it, or the last status seen.
+pub(crate) async fn wait_pipeline(
+    c: &TestCoordinator,
+    project_id: i64,
+    pipeline_id: i64,
+    timeout: std::time::Duration,
+) -> String {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let status = pipeline_status(c, project_id, pipeline_id).await;
+        if matches!(
+            status.as_str(),
+            "success" | "failed" | "canceled" | "skipped"
+        ) || std::time::Instant::now() >= deadline
+        {
+            return status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// The job called `name` in a pipeline (its JSON).
+pub(crate) async fn job_named(
+    c: &TestCoordinator,
+    project_id: i64,
+    pipeline_id: i64,
+    name: &str,
+) -> Value {
+    pipeline_jobs(c, project_id, pipeline_id)
+        .await
+        .into_iter()
+        .find(|j| j["name"] == name)
+        .unwrap_or_else(|| panic!("pipeline {pipeline_id} has no job {name}"))
+}
+
+/// A job's trace (`GET /projects/:id/jobs/:job_id/trace`).
+pub(crate) async fn job_trace(c: &TestCoordinator, project_id: i64, job_id: i64) -> String {
+    c.client()
+        .get(c.api(&format!("/projects/{project_id}/jobs/{job_id}/trace")))
+        .header("PRIVATE-TOKEN", &c.root_token)
+        .send()
+        .await
+        .expect("failed to read a trace")
+        .text()
+        .await
+        .unwrap_or_default()
+}
+
+/// Every job of a pipeline with its status and trace, for failure messages.
+pub(crate) async fn pipeline_report(
+    c: &TestCoordinator,
+    project_id: i64,
+    pipeline_id: i64,
+) -> String {
+    let mut out = String::new();
+    for job in pipeline_jobs(c, project_id, pipeline_id).await {
+        let id = job["id"].as_i64().unwrap_or_default();
+        out.push_str(&format!(
+            "--- job {} ({id}): {} {}\n{}\n",
+            job["name"],
+            job["status"],
+            job["failure_reason"],
+            job_trace(c, project_id, id).await
+        ));
+    }
+    out
+}

@@ -3,7 +3,9 @@
 //! python-gitlab.
 mod ci_support;
 mod coordinator_api;
+mod custom_e2e;
 mod dispatch;
+mod docker_e2e;
 mod jobs_api;
 mod pipelines_api;
 mod python_gitlab;

@@ -32,6 +32,12 @@ async fn legacy_registration_sets_server_side_attributes() {
             "/var/run/docker.sock:/var/run/docker.sock",
             "--docker-pull-policy",
             "if-not-present",
+            "--docker-cap-add",
+            "NET_ADMIN",
+            "--docker-cap-add",
+            "SYS_TIME",
+            "--docker-cap-drop",
+            "DAC_OVERRIDE",
             "--tag-list",
             "linux, docker",
             "--run-untagged",
@@ -66,6 +72,8 @@ async fn legacy_registration_sets_server_side_attributes() {
         ["/var/run/docker.sock:/var/run/docker.sock", "/cache"]
     );
     assert_eq!(d.pull_policy, ["if-not-present"]);
+    assert_eq!(d.cap_add, ["NET_ADMIN", "SYS_TIME"]);
+    assert_eq!(d.cap_drop, ["DAC_OVERRIDE"]);
     let text = env.config_text();
     assert!(text.starts_with("concurrent = 1\n"), "{text}");
     assert!(text.contains("[session_server]\n  session_timeout = 1800\n"));

@@ -309,16 +309,22 @@ impl FakeServer {
     }
 }
 
-/// The `forerunner` binary running in the background, its output collected.
+/// The `forerunner` binary running in the background (`run`,
+/// `run-single`), its stdout and stderr collected line by line (echoed with
+/// `TEST_LOG=1`). Killed when dropped; a failing test shows its output.
 pub(crate) struct Runner {
     child: tokio::process::Child,
     output: Arc<Mutex<String>>,
 }
 
 impl Runner {
-    pub(crate) fn spawn(args: &[String], home: &Path) -> Runner {
+    /// Starts `forerunner <args>` in `home` with a clean environment:
+    /// `PATH`, `HOME=home`, no git configuration, and `DOCKER_HOST` when the
+    /// test process has it.
+    pub(crate) fn spawn<S: AsRef<std::ffi::OsStr>>(args: &[S], home: &Path) -> Runner {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_forerunner"));
         cmd.args(args)
+            .current_dir(home)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", home)
@@ -328,6 +334,9 @@ impl Runner {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        if let Some(host) = std::env::var_os("DOCKER_HOST") {
+            cmd.env("DOCKER_HOST", host);
+        }
         let mut child = cmd.spawn().expect("failed to start forerunner");
         let output = Arc::new(Mutex::new(String::new()));
         let stdout = child.stdout.take().unwrap();
@@ -392,6 +401,20 @@ impl Runner {
             }
             Err(_) => panic!("the runner did not exit:\n{}", self.output()),
         }
+    }
+
+    /// Sends `SIGKILL` and reaps the process: a runner that dies without
+    /// cleaning up.
+    pub(crate) async fn kill(&mut self) {
+        self.child.start_kill().expect("failed to kill the runner");
+        let _ = self.child.wait().await;
+    }
+
+    /// Sends `SIGTERM` (the runner finishes its jobs, then exits) and waits
+    /// up to `timeout` for the exit; panics with the output otherwise.
+    pub(crate) async fn stop(mut self, timeout: Duration) -> std::process::ExitStatus {
+        self.signal("TERM");
+        self.wait_exit(timeout).await
     }
 }
 

@@ -50,8 +50,9 @@ impl Engine {
             tracing::info!(
                 containers = report.containers.len(),
                 networks = report.networks.len(),
+                runner = runner_short_token,
                 volumes = report.volumes.len(),
-                "removed Docker leftovers of an earlier run"
+                "Removed Docker leftovers of an earlier run"
             );
         }
         Ok(report)

@@ -16,7 +16,8 @@
 //!
 //! Every container, network and volume carries the job's labels ([`JobLabels`]) and is removed in
 //! `cleanup` — after success, failure, timeout or cancel — and, should the runner die, by
-//! [`cleanup_leftovers_once`] before the next job of the same runner starts.
+//! [`cleanup_leftovers_at_start`] when the job loop starts again (or, failing that, by
+//! [`cleanup_leftovers_once`] before the next job of the same runner starts).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -24,15 +25,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use forerunner_protocol::jobs::Image;
+use forerunner_protocol::jobs::{Image, JobVariable};
 use forerunner_protocol::tokens::short_token;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RunnerConfig;
 use crate::executors::docker::{
     image_allowed, not_allowed_message, parse_cpus, parse_memory, service_aliases, ContainerSpec,
-    Engine, EngineError, ImageSource, JobLabels, NetworkAttachment, PullPolicy, ScriptOutcome,
-    ServiceReadiness, ServiceSpec,
+    Engine, EngineError, ImageSource, JobLabels, LabelledObjects, NetworkAttachment, PullPolicy,
+    ScriptOutcome, ServiceReadiness, ServiceSpec,
 };
 use crate::executors::{absolute, Executor, ExecutorError, Exit, JobContext, OutputSink, Stage};
 
@@ -65,7 +66,8 @@ pub struct DockerSettings {
     /// Build and service containers run privileged.
     pub privileged: bool,
     /// Extra volumes: `host:container[:mode]` binds, or a bare `/path` for a volume that lives as
-    /// long as the job.
+    /// long as the job. The cache directory is special: bare, it means the runner's own cache
+    /// mount (what `register` writes); bound, it replaces that mount.
     pub volumes: Vec<String>,
     /// No `/cache` mount.
     pub disable_cache: bool,
@@ -73,6 +75,9 @@ pub struct DockerSettings {
     pub cap_add: Vec<String>,
     /// Capabilities to drop.
     pub cap_drop: Vec<String>,
+    /// `[[runners.docker.services]]`: started for every job before the job's own services, and
+    /// exempt from `allowed_services` (as are job services of the same image).
+    pub services: Vec<Image>,
     /// Memory limit in bytes.
     pub memory: Option<i64>,
     /// CPU limit in billionths of a CPU.
@@ -116,6 +121,7 @@ impl DockerSettings {
             disable_cache: false,
             cap_add: Vec::new(),
             cap_drop: Vec::new(),
+            services: Vec::new(),
             memory: None,
             nano_cpus: None,
             dns: Vec::new(),
@@ -130,8 +136,6 @@ impl DockerSettings {
     /// Settings from a `[[runners]]` entry for concurrent slot `slot`. On the host, builds go to
     /// `<cwd>/docker-builds/<short token>/concurrent-<slot>` and caches to `[runners.docker]
     /// cache_dir` (relative to `cwd`), else `<cwd>/docker-cache/<short token>`.
-    ///
-    /// `cap_add`/`cap_drop` have no field in the typed config yet and stay empty here.
     pub fn from_config(
         runner: &RunnerConfig,
         cwd: &Path,
@@ -166,6 +170,30 @@ impl DockerSettings {
         s.allowed_images = docker.allowed_images;
         s.allowed_services = docker.allowed_services;
         s.privileged = docker.privileged;
+        s.cap_add = docker.cap_add;
+        s.cap_drop = docker.cap_drop;
+        s.services = docker
+            .services
+            .into_iter()
+            .filter(|svc| !svc.name.trim().is_empty())
+            .map(|svc| Image {
+                name: svc.name.trim().to_owned(),
+                alias: svc.alias.filter(|a| !a.trim().is_empty()),
+                command: svc.command,
+                entrypoint: svc.entrypoint,
+                pull_policy: Vec::new(),
+                variables: svc
+                    .environment
+                    .iter()
+                    .filter_map(|e| e.split_once('='))
+                    .map(|(key, value)| JobVariable {
+                        key: key.to_owned(),
+                        value: value.to_owned(),
+                        ..JobVariable::default()
+                    })
+                    .collect(),
+            })
+            .collect();
         s.volumes = docker.volumes;
         s.disable_cache = docker.disable_cache;
         s.memory = docker
@@ -195,6 +223,45 @@ impl DockerSettings {
     }
 }
 
+/// How `[runners.docker] volumes` become mounts, next to the cache directory's own mount.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct VolumePlan {
+    /// `host:container[:mode]` binds, as written.
+    binds: Vec<String>,
+    /// Bare container paths that get a volume living as long as the job.
+    temporary: Vec<String>,
+    /// A bind (or named volume) targets the cache directory: no default cache mount.
+    cache_bound: bool,
+    /// The host directory bound at the cache directory, when it is a host path.
+    cache_host_dir: Option<PathBuf>,
+}
+
+/// Sorts `volumes` into binds and temporary volumes. A bare path equal to `cache_dir` (the
+/// `volumes = ["/cache"]` that `register` writes, as the official runner does) is the cache
+/// itself, mounted from the host unless `disable_cache`, so it gets no volume of its own: two
+/// mounts at one path are refused by the daemon ("Duplicate mount point").
+fn plan_volumes(volumes: &[String], cache_dir: &str) -> VolumePlan {
+    let cache_dir = cache_dir.trim_end_matches('/');
+    let mut plan = VolumePlan::default();
+    for volume in volumes.iter().map(|v| v.trim()).filter(|v| !v.is_empty()) {
+        match volume.split_once(':') {
+            Some((source, rest)) => {
+                let target = rest.split(':').next().unwrap_or_default();
+                if target.trim_end_matches('/') == cache_dir {
+                    plan.cache_bound = true;
+                    if Path::new(source).is_absolute() {
+                        plan.cache_host_dir = Some(PathBuf::from(source));
+                    }
+                }
+                plan.binds.push(volume.to_owned());
+            }
+            None if volume.trim_end_matches('/') == cache_dir => {}
+            None => plan.temporary.push(volume.to_owned()),
+        }
+    }
+    plan
+}
+
 fn parse_policies(values: &[String]) -> Result<Vec<PullPolicy>, EngineError> {
     values
         .iter()
@@ -204,13 +271,15 @@ fn parse_policies(values: &[String]) -> Result<Vec<PullPolicy>, EngineError> {
 }
 
 /// Runs [`Engine::cleanup_leftovers`] for `runner_short_token` once per process and daemon:
-/// the first job of a runner (or the job loop at start-up) removes what a runner that crashed
-/// left behind; concurrent callers wait for that one cleanup, later ones return at once.
+/// the job loop at start-up ([`cleanup_leftovers_at_start`]) or the first job of a runner,
+/// whichever comes first, removes what a runner that crashed left behind; concurrent callers
+/// wait for that one cleanup, later ones return its report at once. A failed cleanup is tried
+/// again by the next caller.
 pub async fn cleanup_leftovers_once(
     engine: &Engine,
     runner_short_token: &str,
-) -> Result<(), EngineError> {
-    type Cells = HashMap<String, Arc<tokio::sync::OnceCell<()>>>;
+) -> Result<LabelledObjects, EngineError> {
+    type Cells = HashMap<String, Arc<tokio::sync::OnceCell<LabelledObjects>>>;
     // Held only to look up the cell, never across an await.
     static DONE: Mutex<Option<Cells>> = Mutex::new(None);
     let cell = {
@@ -220,14 +289,30 @@ pub async fn cleanup_leftovers_once(
             .or_default()
             .clone()
     };
-    cell.get_or_try_init(|| async {
-        engine
-            .cleanup_leftovers(runner_short_token)
-            .await
-            .map(|_| ())
-    })
-    .await
-    .map(|_| ())
+    cell.get_or_try_init(|| engine.cleanup_leftovers(runner_short_token))
+        .await
+        .cloned()
+}
+
+/// For the job loop at start-up (and after a reload): connects to the daemon of a docker
+/// `[[runners]]` entry and removes, once per process, what an earlier process of the same runner
+/// left behind — a runner killed mid-job leaves its containers, network and volumes — before
+/// any job of the entry starts. `Ok(None)` for entries of other executors.
+pub async fn cleanup_leftovers_at_start(
+    runner: &RunnerConfig,
+) -> Result<Option<LabelledObjects>, EngineError> {
+    if runner.executor != "docker" || runner.token.trim().is_empty() {
+        return Ok(None);
+    }
+    let host = runner
+        .docker
+        .as_ref()
+        .and_then(|d| d.host.as_deref())
+        .filter(|h| !h.trim().is_empty());
+    let engine = Engine::connect(host).await?;
+    cleanup_leftovers_once(&engine, &short_token(&runner.token))
+        .await
+        .map(Some)
 }
 
 /// The docker executor for one job. See the module documentation.
@@ -349,8 +434,22 @@ impl DockerExecutor {
             .map(|v| (v.key.clone(), v.value.clone()))
             .collect();
         let mut started = Vec::new();
-        for service in &job.job.services {
-            if !image_allowed(&service.name, &self.settings.allowed_services, &[]) {
+        // The runner's own services come first and need no allowing, nor do job services of the
+        // same images (the official runner's rule).
+        let internal: Vec<&str> = self
+            .settings
+            .services
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        let runner_services = self.settings.services.clone();
+        for (service, from_job) in runner_services
+            .iter()
+            .map(|s| (s, false))
+            .chain(job.job.services.iter().map(|s| (s, true)))
+        {
+            if from_job && !image_allowed(&service.name, &self.settings.allowed_services, &internal)
+            {
                 output(
                     not_allowed_message(&service.name, "services", &self.settings.allowed_services)
                         .as_bytes(),
@@ -506,6 +605,7 @@ impl Executor for DockerExecutor {
             .with_stop_grace(s.stop_grace);
         cleanup_leftovers_once(&engine, &s.runner_short_token)
             .await
+            .map(|_| ())
             .map_err(|e| {
                 ExecutorError(format!(
                     "failed to remove the leftovers of an earlier run: {e}"
@@ -526,7 +626,11 @@ impl Executor for DockerExecutor {
             ))
         })?;
         let mut binds = vec![format!("{}:{}", host_builds.display(), s.builds_dir)];
-        if !s.disable_cache {
+        let mounts = plan_volumes(&s.volumes, &s.cache_dir);
+        if let Some(host) = mounts.cache_host_dir {
+            // `volumes` maps the cache directory itself: that wins, as in the official runner.
+            self.host_cache = Some(host);
+        } else if !s.disable_cache && !mounts.cache_bound {
             let dir = s
                 .host_cache_dir
                 .join(format!("project-{}", job.job.job_info.project_id));
@@ -539,20 +643,13 @@ impl Executor for DockerExecutor {
             binds.push(format!("{}:{}", dir.display(), s.cache_dir));
             self.host_cache = Some(dir);
         }
-        for volume in &s.volumes {
-            let volume = volume.trim();
-            if volume.is_empty() {
-                continue;
-            }
-            if volume.contains(':') {
-                binds.push(volume.to_owned());
-            } else {
-                let name = engine
-                    .create_volume(&labels, "volume")
-                    .await
-                    .map_err(|e| ExecutorError(e.to_string()))?;
-                binds.push(format!("{name}:{volume}"));
-            }
+        binds.extend(mounts.binds);
+        for path in mounts.temporary {
+            let name = engine
+                .create_volume(&labels, "volume")
+                .await
+                .map_err(|e| ExecutorError(e.to_string()))?;
+            binds.push(format!("{name}:{path}"));
         }
         self.binds = binds;
 
@@ -572,7 +669,8 @@ impl Executor for DockerExecutor {
             .map(|v| (v.key.clone(), v.value.clone()))
             .collect();
 
-        if self.settings.network_mode.is_none() || !job.job.services.is_empty() {
+        let has_services = !job.job.services.is_empty() || !self.settings.services.is_empty();
+        if self.settings.network_mode.is_none() || has_services {
             let network = engine
                 .create_network(&labels)
                 .await
@@ -721,6 +819,32 @@ mod tests {
     }
 
     #[test]
+    fn the_cache_directory_in_volumes_is_the_cache_mount() {
+        let v = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // What `register` writes: the cache mount covers it, no second mount at /cache.
+        let plan = plan_volumes(&v(&["/scratch", "/cache", "/srv/data:/data:ro"]), "/cache");
+        assert_eq!(
+            plan,
+            VolumePlan {
+                binds: v(&["/srv/data:/data:ro"]),
+                temporary: v(&["/scratch"]),
+                cache_bound: false,
+                cache_host_dir: None,
+            }
+        );
+        // A bind at the cache directory replaces the runner's own cache mount.
+        let plan = plan_volumes(&v(&["/srv/cache:/cache/"]), "/cache/");
+        assert!(plan.cache_bound);
+        assert_eq!(plan.cache_host_dir, Some(PathBuf::from("/srv/cache")));
+        assert_eq!(plan.binds, v(&["/srv/cache:/cache/"]));
+        let plan = plan_volumes(&v(&["named-cache:/cache"]), "/cache");
+        assert!(plan.cache_bound && plan.cache_host_dir.is_none());
+        // Another cache directory: /cache is an ordinary temporary volume then.
+        let plan = plan_volumes(&v(&["/cache", " "]), "/ci-cache");
+        assert_eq!(plan.temporary, v(&["/cache"]));
+    }
+
+    #[test]
     fn settings_come_from_the_runner_entry() {
         let toml = r#"
             [[runners]]
@@ -734,6 +858,14 @@ mod tests {
             memory = "64m"
             cpus = "0.5"
             wait_for_services_timeout = -1
+            cap_add = ["NET_ADMIN"]
+            cap_drop = ["DAC_OVERRIDE", "KILL"]
+            [[runners.docker.services]]
+            name = "postgres:16"
+            alias = "db"
+            environment = ["POSTGRES_PASSWORD=secret=1", "IGNORED"]
+            [[runners.docker.services]]
+            name = " "
         "#;
         let config =
             crate::config::Config::parse(Path::new("config.toml"), toml, &|_| None).unwrap();
@@ -751,5 +883,18 @@ mod tests {
         assert_eq!(s.memory, Some(64 << 20));
         assert_eq!(s.nano_cpus, Some(500_000_000));
         assert_eq!(s.wait_for_services, None);
+        assert_eq!(s.cap_add, ["NET_ADMIN"]);
+        assert_eq!(s.cap_drop, ["DAC_OVERRIDE", "KILL"]);
+        assert_eq!(s.services.len(), 1, "a service without a name is dropped");
+        let db = &s.services[0];
+        assert_eq!(
+            (db.name.as_str(), db.alias.as_deref()),
+            ("postgres:16", Some("db"))
+        );
+        assert_eq!(db.variables.len(), 1);
+        assert_eq!(
+            (db.variables[0].key.as_str(), db.variables[0].value.as_str()),
+            ("POSTGRES_PASSWORD", "secret=1")
+        );
     }
 }

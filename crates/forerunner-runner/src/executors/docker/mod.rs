@@ -78,7 +78,9 @@ pub use allowed::{image_allowed, not_allowed_message};
 pub use cleanup::LabelledObjects;
 pub use engine::{Engine, ImageSource, PreparedImage, ScriptOutcome, DEFAULT_DOCKER_HOST};
 pub use error::EngineError;
-pub use executor::{cleanup_leftovers_once, DockerExecutor, DockerSettings};
+pub use executor::{
+    cleanup_leftovers_at_start, cleanup_leftovers_once, DockerExecutor, DockerSettings,
+};
 pub use labels::{JobLabels, LABEL_JOB_ID, LABEL_MANAGED, LABEL_ROLE, LABEL_RUNNER_TOKEN};
 pub use services::ServiceReadiness;
 pub use spec::{
