@@ -13,6 +13,7 @@ mod register;
 mod reset_token;
 mod run;
 mod run_single;
+mod settings;
 mod unregister;
 mod verify;
 

@@ -24,8 +24,9 @@ use forerunner_protocol::runners::{
     RegisterRunnerRequest, RunnerAttributes, RunnerRegistrationDetails, VerifyRunnerRequest,
 };
 use forerunner_protocol::tokens::TokenKind;
-use toml_edit::{Array, Table, Value};
+use toml_edit::{Table, Value};
 
+use crate::cli::settings::RunnerSettingsArgs;
 use crate::cli::{load_system_id, save, short, ConfigArg};
 use crate::client::{runner_info, ApiError, Client};
 use crate::config::document::{datetime_value, load_template, NewRunner};
@@ -54,39 +55,12 @@ pub struct RegisterArgs {
     /// Runner authentication token (glrt-…) of a runner created in the UI or with POST /api/v4/user/runners
     #[arg(short = 't', long, env = "CI_SERVER_TOKEN", hide_env_values = true)]
     token: Option<String>,
-    /// CA bundle to trust for the GitLab server
-    #[arg(
-        long = "tls-ca-file",
-        env = "CI_SERVER_TLS_CA_FILE",
-        value_name = "FILE"
-    )]
-    tls_ca_file: Option<String>,
-    /// Client certificate for the GitLab server
-    #[arg(
-        long = "tls-cert-file",
-        env = "CI_SERVER_TLS_CERT_FILE",
-        value_name = "FILE"
-    )]
-    tls_cert_file: Option<String>,
-    /// Client key for the GitLab server
-    #[arg(
-        long = "tls-key-file",
-        env = "CI_SERVER_TLS_KEY_FILE",
-        value_name = "FILE"
-    )]
-    tls_key_file: Option<String>,
     /// Registration token (legacy, GR1348941…)
     #[arg(short = 'r', long, env = "REGISTRATION_TOKEN", hide_env_values = true)]
     registration_token: Option<String>,
     /// Runner name, stored in config.toml (the description with a registration token)
     #[arg(long, visible_alias = "description", env = "RUNNER_NAME")]
     name: Option<String>,
-    /// Executor: shell, docker or custom
-    #[arg(long, env = "RUNNER_EXECUTOR")]
-    executor: Option<String>,
-    /// Shell to generate scripts for (bash, sh)
-    #[arg(long, env = "RUNNER_SHELL")]
-    shell: Option<String>,
     /// Tags, comma-separated (registration token only)
     #[arg(long, env = "RUNNER_TAG_LIST")]
     tag_list: Option<String>,
@@ -108,256 +82,11 @@ pub struct RegisterArgs {
     /// Maintenance note (registration token only)
     #[arg(long, env = "REGISTER_MAINTENANCE_NOTE")]
     maintenance_note: Option<String>,
-    /// Maximum number of jobs this runner handles at once (0: unlimited)
-    #[arg(long, env = "RUNNER_LIMIT")]
-    limit: Option<i64>,
-    /// Maximum concurrent job requests
-    #[arg(long, env = "RUNNER_REQUEST_CONCURRENCY")]
-    request_concurrency: Option<i64>,
-    /// Maximum job log size in KiB
-    #[arg(long, env = "RUNNER_OUTPUT_LIMIT")]
-    output_limit: Option<i64>,
-    /// Directory where builds are stored
-    #[arg(long, env = "RUNNER_BUILDS_DIR")]
-    builds_dir: Option<String>,
-    /// Directory where build caches are stored
-    #[arg(long, env = "RUNNER_CACHE_DIR")]
-    cache_dir: Option<String>,
-    /// URL used to clone repositories instead of the GitLab URL
-    #[arg(long, env = "CLONE_URL")]
-    clone_url: Option<String>,
     /// A config.toml with one [[runners]] whose settings complete the new entry
     #[arg(long, env = "TEMPLATE_CONFIG_FILE", value_name = "FILE")]
     template_config: Option<std::path::PathBuf>,
-    /// Custom environment variable for jobs, KEY=VALUE (repeatable)
-    #[arg(long = "env", env = "RUNNER_ENV", value_delimiter = ',')]
-    env: Vec<String>,
     #[command(flatten)]
-    docker: DockerArgs,
-    #[command(flatten)]
-    custom: CustomArgs,
-    #[command(flatten)]
-    cache: CacheArgs,
-}
-
-/// `[runners.docker]` flags, named as the official runner names them.
-#[derive(Debug, clap::Args)]
-#[command(next_help_heading = "Docker executor")]
-struct DockerArgs {
-    /// Docker daemon address
-    #[arg(long = "docker-host", env = "DOCKER_HOST")]
-    host: Option<String>,
-    /// Default Docker image for jobs
-    #[arg(long = "docker-image", env = "DOCKER_IMAGE")]
-    image: Option<String>,
-    /// Run containers in privileged mode
-    #[arg(long = "docker-privileged", env = "DOCKER_PRIVILEGED", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new(), action = ArgAction::Set)]
-    privileged: Option<bool>,
-    /// Add a Linux capability to build containers (repeatable)
-    #[arg(long = "docker-cap-add", env = "DOCKER_CAP_ADD", value_delimiter = ',')]
-    cap_add: Vec<String>,
-    /// Drop a Linux capability from build containers (repeatable)
-    #[arg(
-        long = "docker-cap-drop",
-        env = "DOCKER_CAP_DROP",
-        value_delimiter = ','
-    )]
-    cap_drop: Vec<String>,
-    /// Bind-mount a volume (repeatable)
-    #[arg(long = "docker-volumes", env = "DOCKER_VOLUMES", value_delimiter = ',')]
-    volumes: Vec<String>,
-    /// Image pull policy: never, if-not-present, always (repeatable)
-    #[arg(
-        long = "docker-pull-policy",
-        env = "DOCKER_PULL_POLICY",
-        value_delimiter = ','
-    )]
-    pull_policy: Vec<String>,
-    /// Disable the automatic cache volume
-    #[arg(long = "docker-disable-cache", env = "DOCKER_DISABLE_CACHE", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new(), action = ArgAction::Set)]
-    disable_cache: Option<bool>,
-    /// Directory for Docker caches
-    #[arg(
-        id = "docker_cache_dir",
-        long = "docker-cache-dir",
-        env = "DOCKER_CACHE_DIR"
-    )]
-    cache_dir: Option<String>,
-    /// Container network mode
-    #[arg(long = "docker-network-mode", env = "DOCKER_NETWORK_MODE")]
-    network_mode: Option<String>,
-    /// Helper image override
-    #[arg(long = "docker-helper-image", env = "DOCKER_HELPER_IMAGE")]
-    helper_image: Option<String>,
-    /// Images jobs may use (repeatable)
-    #[arg(
-        long = "docker-allowed-images",
-        env = "DOCKER_ALLOWED_IMAGES",
-        value_delimiter = ','
-    )]
-    allowed_images: Vec<String>,
-    /// Services jobs may use (repeatable)
-    #[arg(
-        long = "docker-allowed-services",
-        env = "DOCKER_ALLOWED_SERVICES",
-        value_delimiter = ','
-    )]
-    allowed_services: Vec<String>,
-    /// Pull policies jobs may ask for (repeatable)
-    #[arg(
-        long = "docker-allowed-pull-policies",
-        env = "DOCKER_ALLOWED_PULL_POLICIES",
-        value_delimiter = ','
-    )]
-    allowed_pull_policies: Vec<String>,
-    /// Memory limit (e.g. 512m)
-    #[arg(long = "docker-memory", env = "DOCKER_MEMORY")]
-    memory: Option<String>,
-    /// Number of CPUs
-    #[arg(long = "docker-cpus", env = "DOCKER_CPUS")]
-    cpus: Option<String>,
-    /// Extra host-to-IP mappings (repeatable)
-    #[arg(
-        long = "docker-extra-hosts",
-        env = "DOCKER_EXTRA_HOSTS",
-        value_delimiter = ','
-    )]
-    extra_hosts: Vec<String>,
-    /// DNS servers (repeatable)
-    #[arg(long = "docker-dns", env = "DOCKER_DNS", value_delimiter = ',')]
-    dns: Vec<String>,
-    /// User inside the container
-    #[arg(long = "docker-user", env = "DOCKER_USER")]
-    user: Option<String>,
-    /// Seconds to wait for services
-    #[arg(
-        long = "docker-wait-for-services-timeout",
-        env = "DOCKER_WAIT_FOR_SERVICES_TIMEOUT"
-    )]
-    wait_for_services_timeout: Option<i64>,
-    /// Shared memory size in bytes
-    #[arg(long = "docker-shm-size", env = "DOCKER_SHM_SIZE")]
-    shm_size: Option<i64>,
-}
-
-/// `[runners.custom]` flags, named as the official runner names them.
-#[derive(Debug, clap::Args)]
-#[command(next_help_heading = "Custom executor")]
-struct CustomArgs {
-    /// Executable that returns a JSON config override
-    #[arg(long = "custom-config-exec", env = "CUSTOM_CONFIG_EXEC")]
-    config_exec: Option<String>,
-    /// Arguments for the config executable (repeatable)
-    #[arg(
-        long = "custom-config-args",
-        env = "CUSTOM_CONFIG_ARGS",
-        value_delimiter = ','
-    )]
-    config_args: Vec<String>,
-    /// Timeout of the config executable in seconds
-    #[arg(
-        long = "custom-config-exec-timeout",
-        env = "CUSTOM_CONFIG_EXEC_TIMEOUT"
-    )]
-    config_exec_timeout: Option<i64>,
-    /// Executable that prepares the environment
-    #[arg(long = "custom-prepare-exec", env = "CUSTOM_PREPARE_EXEC")]
-    prepare_exec: Option<String>,
-    /// Arguments for the prepare executable (repeatable)
-    #[arg(
-        long = "custom-prepare-args",
-        env = "CUSTOM_PREPARE_ARGS",
-        value_delimiter = ','
-    )]
-    prepare_args: Vec<String>,
-    /// Timeout of the prepare executable in seconds
-    #[arg(
-        long = "custom-prepare-exec-timeout",
-        env = "CUSTOM_PREPARE_EXEC_TIMEOUT"
-    )]
-    prepare_exec_timeout: Option<i64>,
-    /// Executable that runs each script (required for the custom executor)
-    #[arg(long = "custom-run-exec", env = "CUSTOM_RUN_EXEC")]
-    run_exec: Option<String>,
-    /// Arguments for the run executable (repeatable)
-    #[arg(
-        long = "custom-run-args",
-        env = "CUSTOM_RUN_ARGS",
-        value_delimiter = ','
-    )]
-    run_args: Vec<String>,
-    /// Executable that cleans up
-    #[arg(long = "custom-cleanup-exec", env = "CUSTOM_CLEANUP_EXEC")]
-    cleanup_exec: Option<String>,
-    /// Arguments for the cleanup executable (repeatable)
-    #[arg(
-        long = "custom-cleanup-args",
-        env = "CUSTOM_CLEANUP_ARGS",
-        value_delimiter = ','
-    )]
-    cleanup_args: Vec<String>,
-    /// Timeout of the cleanup executable in seconds
-    #[arg(
-        long = "custom-cleanup-exec-timeout",
-        env = "CUSTOM_CLEANUP_EXEC_TIMEOUT"
-    )]
-    cleanup_exec_timeout: Option<i64>,
-    /// Seconds between SIGTERM and SIGKILL
-    #[arg(
-        long = "custom-graceful-kill-timeout",
-        env = "CUSTOM_GRACEFUL_KILL_TIMEOUT"
-    )]
-    graceful_kill_timeout: Option<i64>,
-    /// Seconds to wait after SIGKILL
-    #[arg(long = "custom-force-kill-timeout", env = "CUSTOM_FORCE_KILL_TIMEOUT")]
-    force_kill_timeout: Option<i64>,
-}
-
-/// `[runners.cache]` flags, named as the official runner names them.
-#[derive(Debug, clap::Args)]
-#[command(next_help_heading = "Distributed cache")]
-struct CacheArgs {
-    /// Cache type: s3, gcs or azure
-    #[arg(long = "cache-type", env = "CACHE_TYPE")]
-    cache_type: Option<String>,
-    /// Prefix of cache object paths
-    #[arg(long = "cache-path", env = "CACHE_PATH")]
-    path: Option<String>,
-    /// Share the cache between runners
-    #[arg(long = "cache-shared", env = "CACHE_SHARED", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new(), action = ArgAction::Set)]
-    shared: Option<bool>,
-    /// S3 server address (host:port)
-    #[arg(long = "cache-s3-server-address", env = "CACHE_S3_SERVER_ADDRESS")]
-    s3_server_address: Option<String>,
-    /// S3 access key
-    #[arg(
-        long = "cache-s3-access-key",
-        env = "CACHE_S3_ACCESS_KEY",
-        hide_env_values = true
-    )]
-    s3_access_key: Option<String>,
-    /// S3 secret key
-    #[arg(
-        long = "cache-s3-secret-key",
-        env = "CACHE_S3_SECRET_KEY",
-        hide_env_values = true
-    )]
-    s3_secret_key: Option<String>,
-    /// S3 bucket
-    #[arg(long = "cache-s3-bucket-name", env = "CACHE_S3_BUCKET_NAME")]
-    s3_bucket_name: Option<String>,
-    /// S3 region
-    #[arg(long = "cache-s3-bucket-location", env = "CACHE_S3_BUCKET_LOCATION")]
-    s3_bucket_location: Option<String>,
-    /// Use plain HTTP for S3
-    #[arg(long = "cache-s3-insecure", env = "CACHE_S3_INSECURE", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new(), action = ArgAction::Set)]
-    s3_insecure: Option<bool>,
-    /// S3 authentication: iam or access-key
-    #[arg(
-        long = "cache-s3-authentication_type",
-        env = "CACHE_S3_AUTHENTICATION_TYPE"
-    )]
-    s3_authentication_type: Option<String>,
+    settings: RunnerSettingsArgs,
 }
 
 /// How the prompts behave.
@@ -502,9 +231,9 @@ pub(crate) async fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
     )?;
     let client = Client::for_runner(&RunnerConfig {
         url: url.clone(),
-        tls_ca_file: args.tls_ca_file.clone(),
-        tls_cert_file: args.tls_cert_file.clone(),
-        tls_key_file: args.tls_key_file.clone(),
+        tls_ca_file: args.settings.tls_ca_file.clone(),
+        tls_cert_file: args.settings.tls_cert_file.clone(),
+        tls_key_file: args.settings.tls_key_file.clone(),
         ..Default::default()
     })
     .map_err(|e| anyhow::anyhow!("{e}: check --url and the --tls-* files"))?;
@@ -648,7 +377,10 @@ pub(crate) async fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
             let request = VerifyRunnerRequest {
                 token: token.clone(),
                 system_id: Some(system_id.clone()),
-                info: Some(runner_info(args.executor.as_deref(), args.shell.as_deref())),
+                info: Some(runner_info(
+                    args.settings.executor.as_deref(),
+                    args.settings.shell.as_deref(),
+                )),
             };
             let details = match client.verify_runner(&request).await {
                 Ok(d) if d.id != 0 || flow == Flow::VerifyLegacyToken => {
@@ -701,7 +433,7 @@ pub(crate) async fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
     // The executor questions may wait on the terminal: Ctrl-C there must
     // not leave an orphan runner on the server.
     let leave_runner = args.leave_runner;
-    let (limit, request_concurrency) = (args.limit, args.request_concurrency);
+    let (limit, request_concurrency) = (args.settings.limit, args.settings.request_concurrency);
     let runners = typed.runners.clone();
     let token_for_finish = stored_token.clone();
     let finishing = tokio::task::spawn_blocking(move || {
@@ -807,14 +539,6 @@ async fn undo_registration(
     }
 }
 
-fn str_array(items: &[String]) -> Value {
-    let mut a = Array::new();
-    for i in items {
-        a.push(i.as_str());
-    }
-    Value::Array(a)
-}
-
 fn now_seconds() -> DateTime<Utc> {
     let now = Utc::now();
     now.with_nanosecond(0).unwrap_or(now)
@@ -856,7 +580,7 @@ fn finish(
     } = registered;
     let template_executor = template_str(template, None, "executor");
     let executor = prompter.require(
-        args.executor.as_deref(),
+        args.settings.executor.as_deref(),
         &format!("Enter an executor: {}:", EXECUTORS.join(", ")),
         template_executor.as_deref(),
         "executor",
@@ -870,16 +594,16 @@ fn finish(
     let docker_image = if executor == "docker" {
         let template_image = template_str(template, Some("docker"), "image");
         Some(prompter.require(
-            args.docker.image.as_deref(),
+            args.settings.docker.image.as_deref(),
             "Enter the default Docker image (for example, ruby:3.3):",
             template_image.as_deref(),
             "default Docker image",
             "--docker-image or set DOCKER_IMAGE",
         )?)
     } else {
-        args.docker.image.clone()
+        args.settings.docker.image.clone()
     };
-    if executor == "custom" && args.custom.run_exec.is_none() {
+    if executor == "custom" && args.settings.custom.run_exec.is_none() {
         log.warn(
             "The custom executor needs run_exec: set it in [runners.custom] or register with --custom-run-exec",
             &[],
@@ -901,52 +625,15 @@ fn finish(
         ),
         ("executor".into(), Value::from(executor.as_str())),
     ];
-    let mut opt_str = |k: &str, v: &Option<String>| {
-        if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
-            keys.push((k.into(), Value::from(v)));
-        }
-    };
-    opt_str("tls-ca-file", &args.tls_ca_file);
-    opt_str("tls-cert-file", &args.tls_cert_file);
-    opt_str("tls-key-file", &args.tls_key_file);
-    opt_str("shell", &args.shell);
-    opt_str("builds_dir", &args.builds_dir);
-    opt_str("cache_dir", &args.cache_dir);
-    opt_str("clone_url", &args.clone_url);
-    for (k, v) in [
-        ("limit", args.limit),
-        ("request_concurrency", args.request_concurrency),
-        ("output_limit", args.output_limit),
-    ] {
-        if let Some(v) = v {
-            keys.push((k.into(), Value::from(v)));
-        }
-    }
-    if !args.env.is_empty() {
-        keys.push(("environment".into(), str_array(&args.env)));
-    }
-
-    let mut sections = Vec::new();
-    if let Some(cache) = cache_section(&args.cache) {
-        sections.extend(cache);
-    }
     // The official runner's docker defaults, unless a template's
     // [runners.docker] provides the settings (flags still win).
     let template_has_docker = template.is_some_and(|t| t.get("docker").is_some());
-    if executor == "docker" || docker_given(&args.docker) {
-        sections.push((
-            "docker".to_owned(),
-            docker_section(
-                &args.docker,
-                docker_image.as_deref(),
-                executor == "docker" && !template_has_docker,
-            ),
-        ));
-    }
-    let custom = custom_section(&args.custom);
-    if executor == "custom" || !custom.is_empty() {
-        sections.push(("custom".to_owned(), custom));
-    }
+    let (settings, sections) = args.settings.entry(
+        &executor,
+        docker_image.as_deref(),
+        executor == "docker" && !template_has_docker,
+    );
+    keys.extend(settings);
 
     let same: Vec<usize> = runners
         .iter()
@@ -992,169 +679,4 @@ fn finish(
         }
     }
     save(doc).context("the runner was registered but config.toml could not be saved")
-}
-
-fn docker_given(d: &DockerArgs) -> bool {
-    d.image.is_some()
-        || d.privileged.is_some()
-        || !d.volumes.is_empty()
-        || !d.pull_policy.is_empty()
-        || d.host.is_some()
-}
-
-fn docker_section(d: &DockerArgs, image: Option<&str>, defaults: bool) -> Vec<(String, Value)> {
-    let mut out: Vec<(String, Value)> = Vec::new();
-    let mut push = |k: &str, v: Value| out.push((k.to_owned(), v));
-    if let Some(h) = &d.host {
-        push("host", Value::from(h.as_str()));
-    }
-    if defaults {
-        push("tls_verify", Value::from(false));
-    }
-    if let Some(i) = image {
-        push("image", Value::from(i));
-    }
-    if defaults || d.privileged.is_some() {
-        push("privileged", Value::from(d.privileged.unwrap_or(false)));
-    }
-    if defaults {
-        push("disable_entrypoint_overwrite", Value::from(false));
-        push("oom_kill_disable", Value::from(false));
-    }
-    let disable_cache = d.disable_cache.unwrap_or(false);
-    if defaults || d.disable_cache.is_some() {
-        push("disable_cache", Value::from(disable_cache));
-    }
-    let mut volumes = d.volumes.clone();
-    // As the official runner: a /cache volume unless caching is disabled.
-    if defaults && !disable_cache && !volumes.iter().any(|v| v.split(':').any(|p| p == "/cache")) {
-        volumes.push("/cache".to_owned());
-    }
-    if defaults || !volumes.is_empty() {
-        push("volumes", str_array(&volumes));
-    }
-    match d.pull_policy.as_slice() {
-        [] => {}
-        [one] => push("pull_policy", Value::from(one.as_str())),
-        many => push("pull_policy", str_array(many)),
-    }
-    for (k, v) in [
-        ("cache_dir", &d.cache_dir),
-        ("network_mode", &d.network_mode),
-        ("helper_image", &d.helper_image),
-        ("memory", &d.memory),
-        ("cpus", &d.cpus),
-        ("user", &d.user),
-    ] {
-        if let Some(v) = v {
-            push(k, Value::from(v.as_str()));
-        }
-    }
-    for (k, v) in [
-        ("cap_add", &d.cap_add),
-        ("cap_drop", &d.cap_drop),
-        ("allowed_images", &d.allowed_images),
-        ("allowed_services", &d.allowed_services),
-        ("allowed_pull_policies", &d.allowed_pull_policies),
-        ("extra_hosts", &d.extra_hosts),
-        ("dns", &d.dns),
-    ] {
-        if !v.is_empty() {
-            push(k, str_array(v));
-        }
-    }
-    if let Some(t) = d.wait_for_services_timeout {
-        push("wait_for_services_timeout", Value::from(t));
-    }
-    if defaults || d.shm_size.is_some() {
-        push("shm_size", Value::from(d.shm_size.unwrap_or(0)));
-    }
-    out
-}
-
-fn custom_section(c: &CustomArgs) -> Vec<(String, Value)> {
-    let mut out: Vec<(String, Value)> = Vec::new();
-    let mut exec = |k: &str,
-                    v: &Option<String>,
-                    args_key: &str,
-                    args: &[String],
-                    timeout: Option<(&str, Option<i64>)>| {
-        if let Some(v) = v {
-            out.push((k.to_owned(), Value::from(v.as_str())));
-        }
-        if !args.is_empty() {
-            out.push((args_key.to_owned(), str_array(args)));
-        }
-        if let Some((tk, Some(t))) = timeout {
-            out.push((tk.to_owned(), Value::from(t)));
-        }
-    };
-    exec(
-        "config_exec",
-        &c.config_exec,
-        "config_args",
-        &c.config_args,
-        Some(("config_exec_timeout", c.config_exec_timeout)),
-    );
-    exec(
-        "prepare_exec",
-        &c.prepare_exec,
-        "prepare_args",
-        &c.prepare_args,
-        Some(("prepare_exec_timeout", c.prepare_exec_timeout)),
-    );
-    exec("run_exec", &c.run_exec, "run_args", &c.run_args, None);
-    exec(
-        "cleanup_exec",
-        &c.cleanup_exec,
-        "cleanup_args",
-        &c.cleanup_args,
-        Some(("cleanup_exec_timeout", c.cleanup_exec_timeout)),
-    );
-    if let Some(t) = c.graceful_kill_timeout {
-        out.push(("graceful_kill_timeout".into(), Value::from(t)));
-    }
-    if let Some(t) = c.force_kill_timeout {
-        out.push(("force_kill_timeout".into(), Value::from(t)));
-    }
-    out
-}
-
-type Section = (String, Vec<(String, Value)>);
-
-fn cache_section(c: &CacheArgs) -> Option<Vec<Section>> {
-    let mut cache: Vec<(String, Value)> = Vec::new();
-    if let Some(t) = &c.cache_type {
-        cache.push(("Type".into(), Value::from(t.as_str())));
-    }
-    if let Some(p) = &c.path {
-        cache.push(("Path".into(), Value::from(p.as_str())));
-    }
-    if let Some(s) = c.shared {
-        cache.push(("Shared".into(), Value::from(s)));
-    }
-    let mut s3: Vec<(String, Value)> = Vec::new();
-    for (k, v) in [
-        ("ServerAddress", &c.s3_server_address),
-        ("AccessKey", &c.s3_access_key),
-        ("SecretKey", &c.s3_secret_key),
-        ("BucketName", &c.s3_bucket_name),
-        ("BucketLocation", &c.s3_bucket_location),
-        ("AuthenticationType", &c.s3_authentication_type),
-    ] {
-        if let Some(v) = v {
-            s3.push((k.into(), Value::from(v.as_str())));
-        }
-    }
-    if let Some(i) = c.s3_insecure {
-        s3.push(("Insecure".into(), Value::from(i)));
-    }
-    if cache.is_empty() && s3.is_empty() {
-        return None;
-    }
-    let mut out = vec![("cache".to_owned(), cache)];
-    if !s3.is_empty() {
-        out.push(("cache.s3".to_owned(), s3));
-    }
-    Some(out)
 }

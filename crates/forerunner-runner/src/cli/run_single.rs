@@ -6,12 +6,16 @@
 //! without a job; `--shutdown-timeout` bounds the wait for running jobs on
 //! a stop signal.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
 
+use toml_edit::Value;
+
+use crate::cli::settings::RunnerSettingsArgs;
+use crate::config::document::NewRunner;
 use crate::config::{Config, RunnerConfig};
 use crate::log::Logger;
 use crate::run::{ConfigSource, RunOptions};
@@ -30,48 +34,11 @@ pub struct RunSingleArgs {
         value_name = "TOKEN"
     )]
     token: Option<String>,
-    /// Executor: shell, docker or custom
-    #[arg(long = "executor", env = "RUNNER_EXECUTOR", value_name = "NAME")]
-    executor: Option<String>,
     /// Runner name (shown in job logs)
     #[arg(long = "name", env = "RUNNER_NAME", value_name = "NAME")]
     name: Option<String>,
-    /// Directory where builds are stored
-    #[arg(long = "builds-dir", env = "RUNNER_BUILDS_DIR", value_name = "DIR")]
-    builds_dir: Option<String>,
-    /// Directory where build caches are stored
-    #[arg(long = "cache-dir", env = "RUNNER_CACHE_DIR", value_name = "DIR")]
-    cache_dir: Option<String>,
-    /// Shell to generate scripts for
-    #[arg(long = "shell", env = "RUNNER_SHELL", value_name = "SHELL")]
-    shell: Option<String>,
-    /// Maximum job log size in KiB
-    #[arg(long = "output-limit", env = "RUNNER_OUTPUT_LIMIT", value_name = "KIB")]
-    output_limit: Option<i64>,
-    /// Custom environment variables injected into the build environment (KEY=VALUE)
-    #[arg(long = "env", value_name = "KEY=VALUE")]
-    env: Vec<String>,
-    /// CA bundle for the GitLab server
-    #[arg(
-        long = "tls-ca-file",
-        env = "CI_SERVER_TLS_CA_FILE",
-        value_name = "FILE"
-    )]
-    tls_ca_file: Option<String>,
-    /// Client certificate for the GitLab server
-    #[arg(
-        long = "tls-cert-file",
-        env = "CI_SERVER_TLS_CERT_FILE",
-        value_name = "FILE"
-    )]
-    tls_cert_file: Option<String>,
-    /// Client key for the GitLab server
-    #[arg(
-        long = "tls-key-file",
-        env = "CI_SERVER_TLS_KEY_FILE",
-        value_name = "FILE"
-    )]
-    tls_key_file: Option<String>,
+    #[command(flatten)]
+    settings: RunnerSettingsArgs,
     /// Take the runner from this config file (with --runner-name) instead of the flags
     #[arg(short = 'c', long = "config", env = "CONFIG_FILE", value_name = "FILE")]
     config: Option<PathBuf>,
@@ -127,25 +94,34 @@ impl RunSingleArgs {
             .filter(|s| !s.is_empty())
             .ok_or_else(|| missing("token", "--token", "CI_SERVER_TOKEN"))?;
         let executor = self
+            .settings
             .executor
             .clone()
             .filter(|s| !s.is_empty())
             .ok_or_else(|| missing("executor", "--executor", "RUNNER_EXECUTOR"))?;
-        Ok(RunnerConfig {
-            name: self.name.clone().unwrap_or_else(|| "run-single".to_owned()),
-            url,
-            token,
-            executor,
-            shell: self.shell.clone(),
-            builds_dir: self.builds_dir.clone(),
-            cache_dir: self.cache_dir.clone(),
-            output_limit: self.output_limit,
-            environment: self.env.clone(),
-            tls_ca_file: self.tls_ca_file.clone(),
-            tls_cert_file: self.tls_cert_file.clone(),
-            tls_key_file: self.tls_key_file.clone(),
-            ..RunnerConfig::default()
-        })
+        // The entry `register` would write for these flags, read back by
+        // the typed reader: one flag means the same in both commands.
+        let (settings, sections) =
+            self.settings
+                .entry(&executor, self.settings.docker.image.as_deref(), false);
+        let mut keys = vec![
+            (
+                "name".to_owned(),
+                Value::from(self.name.as_deref().unwrap_or("run-single")),
+            ),
+            ("url".to_owned(), Value::from(url)),
+            ("token".to_owned(), Value::from(token)),
+            ("executor".to_owned(), Value::from(executor)),
+        ];
+        keys.extend(settings);
+        let text = NewRunner { keys, sections }.render();
+        let config = Config::parse(Path::new("the command line"), &text, &|_| None)
+            .context("the run-single flags do not make a valid runner entry")?;
+        config
+            .runners
+            .into_iter()
+            .next()
+            .context("the run-single flags gave no runner entry")
     }
 }
 
@@ -183,4 +159,86 @@ pub(super) async fn run(args: RunSingleArgs) -> anyhow::Result<ExitCode> {
     })
     .await?;
     Ok(super::exit_after(ended))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: RunSingleArgs,
+    }
+
+    fn runner(args: &[&str]) -> anyhow::Result<RunnerConfig> {
+        let cli = Cli::try_parse_from(std::iter::once("run-single").chain(args.iter().copied()))?;
+        cli.args.runner()
+    }
+
+    #[test]
+    fn flags_give_the_entry_register_would_write() {
+        let r = runner(&[
+            "--url",
+            "http://127.0.0.1:1",
+            "--token",
+            "glrt-t1_abc",
+            "--executor",
+            "docker",
+            "--docker-image",
+            "alpine:3",
+            "--docker-cap-add",
+            "NET_ADMIN",
+            "--docker-pull-policy",
+            "never",
+            "--builds-dir",
+            "/b",
+            "--env",
+            "A=1",
+            "--output-limit",
+            "64",
+        ])
+        .unwrap();
+        assert_eq!(r.name, "run-single");
+        assert_eq!(r.executor, "docker");
+        assert_eq!(r.builds_dir.as_deref(), Some("/b"));
+        assert_eq!(r.environment, ["A=1"]);
+        assert_eq!(r.output_limit, Some(64));
+        let docker = r
+            .docker
+            .expect("[runners.docker] from the --docker-* flags");
+        assert_eq!(docker.image.as_deref(), Some("alpine:3"));
+        assert_eq!(docker.cap_add, ["NET_ADMIN"]);
+        // run-single does not add register's defaults (the /cache volume).
+        assert!(docker.volumes.is_empty(), "{:?}", docker.volumes);
+
+        let r = runner(&[
+            "-u",
+            "http://127.0.0.1:1",
+            "-t",
+            "glrt-t1_abc",
+            "--executor",
+            "custom",
+            "--custom-run-exec",
+            "/x/run.sh",
+            "--custom-run-args",
+            "a,b",
+        ])
+        .unwrap();
+        let custom = r
+            .custom
+            .expect("[runners.custom] from the --custom-* flags");
+        assert_eq!(custom.run_exec.as_deref(), Some("/x/run.sh"));
+        assert_eq!(custom.run_args, ["a", "b"]);
+    }
+
+    #[test]
+    fn missing_flags_say_which_and_how() {
+        let err = runner(&["--url", "http://127.0.0.1:1", "--token", "t"]).unwrap_err();
+        assert!(err.to_string().contains("--executor"), "{err}");
+        let err = runner(&["--executor", "shell"]).unwrap_err();
+        assert!(err.to_string().contains("--url"), "{err}");
+    }
 }

@@ -32,7 +32,7 @@ pub struct NewRunner {
 
 impl NewRunner {
     /// Renders the entry as the official runner lays it out.
-    fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::from("[[runners]]\n");
         for (k, v) in &self.keys {
             out.push_str(&format!("  {k} = {}\n", render_value(v)));
