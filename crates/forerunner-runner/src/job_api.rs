@@ -26,7 +26,7 @@
 //! from one that is over on the server.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -94,6 +94,9 @@ pub struct HttpJobApi {
     taken_back: AtomicBool,
     /// The last reply to a `PUT` (short critical sections only).
     last_update: Mutex<Option<UpdateReply>>,
+    /// The last `X-GitLab-Trace-Update-Interval` of a trace patch, in
+    /// seconds (0: none yet).
+    trace_interval: AtomicU64,
 }
 
 /// Header names not in the protocol crate.
@@ -131,6 +134,16 @@ impl HttpJobApi {
             final_accepted: AtomicBool::new(false),
             taken_back: AtomicBool::new(false),
             last_update: Mutex::new(None),
+            trace_interval: AtomicU64::new(0),
+        }
+    }
+
+    /// The trace update interval the coordinator last asked for in a patch
+    /// reply, if any.
+    pub fn trace_update_interval(&self) -> Option<Duration> {
+        match self.trace_interval.load(Ordering::SeqCst) {
+            0 => None,
+            s => Some(Duration::from_secs(s)),
         }
     }
 
@@ -260,6 +273,9 @@ impl JobApi for HttpJobApi {
             job_status: header(&resp, paths::JOB_STATUS_HEADER),
             update_interval: interval(&resp),
         };
+        if let Some(s) = reply.update_interval.filter(|s| *s > 0) {
+            self.trace_interval.store(s, Ordering::SeqCst);
+        }
         self.note_job_status(status, reply.job_status.as_deref());
         Ok(reply)
     }

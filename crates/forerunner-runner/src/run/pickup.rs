@@ -9,9 +9,11 @@
 //! 3. [`crate::job::run_and_report`] runs the stages, streams the trace and
 //!    sends the final update. Alongside, a keep-alive `PUT state=running`
 //!    (with the trace's checksum and size) goes out when the trace has not
-//!    grown for 30 s, as the official runner's `touchJob`: without it a
-//!    silent job would never see the server's `Job-Status` (the driver only
-//!    patches when there is output).
+//!    grown for 30 s, as the official runner's `touchJob`, or for the trace
+//!    update interval the coordinator asked for when that is shorter (a
+//!    coordinator asking for live traces sees a silent job's cancel within
+//!    that interval too): without it a silent job would never see the
+//!    server's `Job-Status` (the driver only patches when there is output).
 //! 4. Safety net: when the coordinator neither accepted a final state nor
 //!    took the job back (the driver gave up, or the runner aborted the job
 //!    at a moment the driver does not report), the job is reported `failed`
@@ -367,7 +369,8 @@ impl Pickup {
 const FORCE_SEND_INTERVAL: Duration = Duration::from_secs(30);
 
 /// The official runner's keep-alive: when the trace has not grown for
-/// [`FORCE_SEND_INTERVAL`] (so no patch carried the job's status), a
+/// [`FORCE_SEND_INTERVAL`], or for the coordinator's trace update interval
+/// when that is shorter (so no patch carried the job's status), a
 /// `PUT state=running` with the trace's checksum and size tells the server
 /// the job is alive and brings back its `Job-Status`: `canceling` cancels
 /// the script gracefully, `canceled`/`failed`/`403`/`404` abort the job.
@@ -391,7 +394,10 @@ async fn keep_alive(
             (last_len, last_change) = (len, Instant::now());
             continue;
         }
-        if last_change.elapsed() < FORCE_SEND_INTERVAL || api.final_sent() {
+        let force_send = api
+            .trace_update_interval()
+            .map_or(FORCE_SEND_INTERVAL, |i| i.min(FORCE_SEND_INTERVAL));
+        if last_change.elapsed() < force_send || api.final_sent() {
             continue;
         }
         last_change = Instant::now();
