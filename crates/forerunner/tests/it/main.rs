@@ -4,6 +4,7 @@
 mod ci_support;
 mod coordinator_api;
 mod dispatch;
+mod exec;
 mod jobs_api;
 mod pipelines_api;
 mod python_gitlab;
