@@ -16,7 +16,7 @@
 //!   e.g. a build tree there from one run to the next.
 
 use std::collections::BTreeSet;
-use std::io::IsTerminal as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -92,12 +92,16 @@ struct Messages {
 }
 
 impl Messages {
+    /// Writes to stderr; a closed stderr is not worth a panic.
+    fn raw(&self, text: &str) {
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    }
     fn print(&self, label: &str, code: &str, text: &str) {
-        eprintln!(
-            "{}{} {text}",
+        self.raw(&format!(
+            "{}{} {text}\n",
             self.style.paint(code, label),
             self.style.paint(crate::style::BOLD, ":")
-        );
+        ));
     }
     fn error(&self, text: &str) {
         self.print("error", RED, text);
@@ -377,7 +381,8 @@ async fn with_coordinator(
         } else {
             out.push_str(&report::list(plan, &opts.selection, style));
         }
-        print!("{out}");
+        // A closed stdout (`| head`) is not worth a panic.
+        let _ = std::io::stdout().lock().write_all(out.as_bytes());
         note_unplayed(plan, &opts.selection, messages);
         return Ok(ExitCode::SUCCESS);
     }
@@ -604,10 +609,7 @@ async fn print_diagnostics(
 ) {
     for d in diagnostics {
         let text = source.file_at(sha, &d.mark.file).await;
-        eprint!(
-            "{}",
-            diagnostics::render(d, text.as_deref(), messages.style)
-        );
+        messages.raw(&diagnostics::render(d, text.as_deref(), messages.style));
     }
 }
 

@@ -782,3 +782,63 @@ async fn the_docker_executor_runs_jobs_in_containers() {
         .says("from-a-container");
     assert_eq!(run.row("check")[2], "passed");
 }
+
+/// `forerunner exec ARGS` on a pseudo-terminal (through util-linux
+/// `script`); `None` when `script` is not installed.
+async fn exec_on_a_terminal(s: &Sample, args: &str, no_color: bool) -> Option<String> {
+    let script = std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join("script"))
+        .find(|p| p.is_file())?;
+    let command = format!("{} exec {args}", env!("CARGO_BIN_EXE_forerunner"));
+    let mut c = tokio::process::Command::new(script);
+    c.args(["-q", "-e", "-c", &command, "/dev/null"])
+        .current_dir(s.repo.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", s.home.path())
+        .env("XDG_CACHE_HOME", s.home.path().join("cache"))
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("TERM", "xterm")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if no_color {
+        c.env("NO_COLOR", "1");
+    }
+    let out = tokio::time::timeout(Duration::from_secs(120), c.output())
+        .await
+        .expect("exec finished in time")
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_terminal_gets_a_progress_line_and_colour_unless_no_color() {
+    let s = Sample::new(&[(
+        ".gitlab-ci.yml",
+        "job:\n  script:\n    - echo working\n    - sleep 1\n",
+    )]);
+    let Some(out) = exec_on_a_terminal(&s, "", false).await else {
+        eprintln!("skipped: `script` (util-linux) is needed for a pseudo-terminal");
+        return;
+    };
+    // The progress line is drawn and erased in place…
+    assert!(out.contains("\r\x1b[2K"), "{out:?}");
+    assert!(out.contains("running job"), "{out:?}");
+    // … and colours are on.
+    assert!(out.contains("\x1b[1;32m      Passed\x1b[0m job"), "{out:?}");
+    let out = exec_on_a_terminal(&s, "", true).await.unwrap();
+    assert!(
+        out.contains("running job"),
+        "still a progress line: {out:?}"
+    );
+    assert!(!out.contains("\x1b[1;32m"), "NO_COLOR: {out:?}");
+    assert!(out.contains("      Passed job in"), "{out:?}");
+}
