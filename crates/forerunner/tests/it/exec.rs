@@ -583,10 +583,11 @@ struct Live {
 
 impl Live {
     fn start(s: &Sample) -> Live {
-        let mut child = s
-            .command(&["--color", "never"])
-            .spawn()
-            .expect("forerunner starts");
+        Live::start_with(s, &["--color", "never"])
+    }
+
+    fn start_with(s: &Sample, args: &[&str]) -> Live {
+        let mut child = s.command(args).spawn().expect("forerunner starts");
         let stdout = child.stdout.take().unwrap();
         let mut stderr = child.stderr.take().unwrap();
         let errors = tokio::spawn(async move {
@@ -841,4 +842,64 @@ async fn a_terminal_gets_a_progress_line_and_colour_unless_no_color() {
     );
     assert!(!out.contains("\x1b[1;32m"), "NO_COLOR: {out:?}");
     assert!(out.contains("      Passed job in"), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_with_the_docker_executor_leaves_no_container() {
+    use forerunner_runner::executors::docker::testimages::{ensure_test_images, BUSYBOX_IMAGE};
+    use forerunner_runner::executors::docker::Engine;
+    const TEST: &str = "ctrl_c_with_the_docker_executor_leaves_no_container";
+    let engine = match Engine::connect(None).await {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("skipped: no Docker engine reachable ({e}) [{TEST}]");
+            return;
+        }
+    };
+    if let Err(e) = ensure_test_images(&engine).await {
+        eprintln!("skipped: the test images could not be made ({e}) [{TEST}]");
+        return;
+    }
+    let Some(docker) = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join("docker"))
+        .find(|p| p.is_file())
+    else {
+        eprintln!("skipped: the docker CLI is needed to list containers [{TEST}]");
+        return;
+    };
+    let yaml = "slow:\n  script:\n    - echo \"token=$CI_RUNNER_SHORT_TOKEN.\"\n    - echo started-slow\n    - sleep 300\n  after_script:\n    - echo after-script-in-docker\n";
+    let s = Sample::new(&[(".gitlab-ci.yml", yaml)]);
+    let mut live = Live::start_with(
+        &s,
+        &[
+            "--executor",
+            "docker",
+            "--docker-image",
+            BUSYBOX_IMAGE,
+            "--color",
+            "never",
+        ],
+    );
+    live.wait_for("started-slow").await;
+    let token = live
+        .seen
+        .lines()
+        .find_map(|l| l.strip_prefix("token="))
+        .and_then(|t| t.strip_suffix('.'))
+        .map(str::to_owned)
+        .expect("the job printed its runner's short token");
+    let containers = || {
+        let out = std::process::Command::new(&docker)
+            .args(["ps", "-aq", "--filter"])
+            .arg(format!("label=com.forerunner.runner.token={token}"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert!(!containers().is_empty(), "the job runs in a container");
+    live.interrupt();
+    let (code, out) = live.finish(Duration::from_secs(90)).await;
+    assert_eq!(code, Some(130), "{out}");
+    assert!(out.contains("after-script-in-docker"), "{out}");
+    assert_eq!(containers(), "", "containers left behind\n{out}");
 }
