@@ -42,6 +42,9 @@ use crate::style::{Style, CYAN, GREEN, RED, YELLOW};
 /// The configuration file exec looks for.
 const CI_FILE: &str = ".gitlab-ci.yml";
 
+/// The pipeline variable that tells rules and jobs they run under exec.
+pub const EXEC_VARIABLE: &str = "FORERUNNER_EXEC";
+
 /// Exit status: nothing ran.
 const NOT_RUN: u8 = 2;
 /// Exit status: interrupted.
@@ -233,7 +236,6 @@ async fn run(
     interrupts: &mut Interrupts,
     started: Instant,
 ) -> Result<ExitCode, NotRun> {
-    let style = Style { color: opts.color };
     let repo = Repo::discover(&opts.directory).await?;
     let data = DataDir::create(opts.keep_data.as_deref())?;
     init_logging(&data.path().join("exec.log"));
@@ -273,21 +275,18 @@ async fn run(
         Ok(Coordinator::start(&data.path().join("coordinator")).await?)
     })
     .await?;
-    let result = with_coordinator(
+    let session = Session {
         opts,
         messages,
-        interrupts,
         started,
-        &repo,
-        &data,
-        &source,
-        &target,
-        &coordinator,
-        style,
-    )
-    .await;
+        repo,
+        data,
+        source,
+        target,
+    };
+    let result = session.with_coordinator(&coordinator, interrupts).await;
     coordinator.stop().await;
-    match &data {
+    match &session.data {
         DataDir::Kept(dir) => messages.note(&format!(
             "kept the coordinator's data in {} (database, traces, artifacts, exec.log, runner.log)",
             dir.display()
@@ -297,255 +296,274 @@ async fn run(
     result
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn with_coordinator(
-    opts: &Options,
+/// What the run knows once the commit is chosen.
+struct Session<'a> {
+    opts: &'a Options,
     messages: Messages,
-    interrupts: &mut Interrupts,
     started: Instant,
-    repo: &Repo,
-    data: &DataDir,
-    source: &SourceRepo,
-    target: &Target,
-    coordinator: &Coordinator,
-    style: Style,
-) -> Result<ExitCode, NotRun> {
-    let default_branch = repo.default_branch().await;
-    let project_id = coordinator
-        .api
-        .create_project(&repo.project_path(), &source.path, &default_branch)
+    repo: Repo,
+    data: DataDir,
+    source: SourceRepo,
+    target: Target,
+}
+
+impl Session<'_> {
+    /// Plans, runs and reports the pipeline on a started coordinator.
+    async fn with_coordinator(
+        &self,
+        coordinator: &Coordinator,
+        interrupts: &mut Interrupts,
+    ) -> Result<ExitCode, NotRun> {
+        let Session {
+            opts,
+            messages,
+            started,
+            repo,
+            data,
+            source,
+            target,
+        } = self;
+        let (opts, messages, started) = (*opts, *messages, *started);
+        let style = Style { color: opts.color };
+        let default_branch = repo.default_branch().await;
+        let project_id = coordinator
+            .api
+            .create_project(&repo.project_path(), &source.path, &default_branch)
+            .await?;
+        let project: Project = coordinator
+            .store
+            .namespaces
+            .project_by_id(project_id)
+            .await
+            .map_err(anyhow::Error::from)?
+            .ok_or_else(|| {
+                not_run(
+                    "the embedded coordinator lost the project it just created",
+                    None,
+                )
+            })?;
+        let root = coordinator
+            .store
+            .users
+            .user_by_username(forerunner_coordinator::bootstrap::ROOT_USERNAME)
+            .await
+            .map_err(anyhow::Error::from)?;
+        let request = PipelineRequest {
+            ref_name: target.ref_name.clone(),
+            // `FORERUNNER_EXEC=true`, so rules and jobs can tell a local
+            // run (unless a --variable sets it).
+            variables: std::iter::once((EXEC_VARIABLE.to_owned(), "true".to_owned()))
+                .filter(|(k, _)| !opts.variables.iter().any(|(given, _)| given == k))
+                .chain(opts.variables.iter().cloned())
+                .map(|(key, value)| PipelineVariable {
+                    key,
+                    value,
+                    variable_type: "env_var".into(),
+                })
+                .collect(),
+            user_id: root.map(|u| u.id),
+            source: "push".into(),
+            selection: opts.selection.clone(),
+        };
+        let prepared = unless_interrupted(interrupts, async {
+            match coordinator.ci.prepare_pipeline(&project, &request).await {
+                Ok(p) => Ok(p),
+                Err(e) => Err(explain_refusal(e, source, target, messages).await),
+            }
+        })
         .await?;
-    let project: Project = coordinator
-        .store
-        .namespaces
-        .project_by_id(project_id)
-        .await
-        .map_err(anyhow::Error::from)?
-        .ok_or_else(|| {
-            not_run(
-                "the embedded coordinator lost the project it just created",
-                None,
-            )
-        })?;
-    let root = coordinator
-        .store
-        .users
-        .user_by_username(forerunner_coordinator::bootstrap::ROOT_USERNAME)
-        .await
-        .map_err(anyhow::Error::from)?;
-    let request = PipelineRequest {
-        ref_name: target.ref_name.clone(),
-        variables: opts
-            .variables
-            .iter()
-            .map(|(k, v)| PipelineVariable {
-                key: k.clone(),
-                value: v.clone(),
-                variable_type: "env_var".into(),
-            })
-            .collect(),
-        user_id: root.map(|u| u.id),
-        source: "push".into(),
-        selection: opts.selection.clone(),
-    };
-    let prepared = unless_interrupted(interrupts, async {
-        match coordinator.ci.prepare_pipeline(&project, &request).await {
-            Ok(p) => Ok(p),
-            Err(e) => Err(explain_refusal(e, source, target, messages).await),
-        }
-    })
-    .await?;
-    print_diagnostics(&prepared.warnings, source, &target.sha, messages).await;
+        print_diagnostics(&prepared.warnings, source, &target.sha, messages).await;
 
-    let plan = &prepared.plan;
-    let header = format!(
-        "{} ({} job{} in {} stage{}{})",
-        target.describe(),
-        plan.jobs.len(),
-        if plan.jobs.len() == 1 { "" } else { "s" },
-        plan.stages.len(),
-        if plan.stages.len() == 1 { "" } else { "s" },
-        if target.snapshot {
-            ", uncommitted changes included"
-        } else {
-            ""
-        },
-    );
-    if opts.list {
-        let mut out = String::new();
-        out.push_str(&style.status(GREEN, "Planned", &format!("pipeline for {header}")));
-        out.push('\n');
-        if opts.verbose {
+        let plan = &prepared.plan;
+        let header = format!(
+            "{} ({} job{} in {} stage{}{})",
+            target.describe(),
+            plan.jobs.len(),
+            if plan.jobs.len() == 1 { "" } else { "s" },
+            plan.stages.len(),
+            if plan.stages.len() == 1 { "" } else { "s" },
+            if target.snapshot {
+                ", uncommitted changes included"
+            } else {
+                ""
+            },
+        );
+        if opts.list {
+            let mut out = String::new();
+            out.push_str(&style.status(GREEN, "Planned", &format!("pipeline for {header}")));
             out.push('\n');
-            out.push_str(&plan.to_string());
-        } else {
-            out.push_str(&report::list(plan, &opts.selection, style));
+            if opts.verbose {
+                out.push('\n');
+                out.push_str(&plan.to_string());
+            } else {
+                out.push_str(&report::list(plan, &opts.selection, style));
+            }
+            // A closed stdout (`| head`) is not worth a panic.
+            let _ = std::io::stdout().lock().write_all(out.as_bytes());
+            note_unplayed(plan, &opts.selection, messages);
+            return Ok(ExitCode::SUCCESS);
         }
-        // A closed stdout (`| head`) is not worth a panic.
-        let _ = std::io::stdout().lock().write_all(out.as_bytes());
-        note_unplayed(plan, &opts.selection, messages);
-        return Ok(ExitCode::SUCCESS);
-    }
 
-    if opts.executor == ExecutorKind::Docker {
-        if let Err(e) = forerunner_runner::executors::docker::Engine::connect(None).await {
-            return Err(not_run(
-                format!("the docker executor needs a Docker engine: {e}"),
-                Some("start Docker (or set DOCKER_HOST), or run with --executor shell".into()),
+        if opts.executor == ExecutorKind::Docker {
+            if let Err(e) = forerunner_runner::executors::docker::Engine::connect(None).await {
+                return Err(not_run(
+                    format!("the docker executor needs a Docker engine: {e}"),
+                    Some("start Docker (or set DOCKER_HOST), or run with --executor shell".into()),
+                ));
+            }
+        }
+        let home = runner_home(repo, data.path());
+        let builds_dir = home.join("builds");
+        let cache_dir = home.join("cache");
+        for dir in [&builds_dir, &cache_dir] {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| not_run(format!("failed to create {}: {e}", dir.display()), None))?;
+        }
+        // The docker executor keeps its host-side builds under the working
+        // directory: make that the runner's directory, not the user's.
+        if opts.executor == ExecutorKind::Docker {
+            std::env::set_current_dir(&home)
+                .map_err(|e| not_run(format!("failed to enter {}: {e}", home.display()), None))?;
+        }
+        let tags: BTreeSet<String> = plan
+            .jobs
+            .iter()
+            .flat_map(|j| j.tags.iter().cloned())
+            .collect();
+        let token = coordinator
+            .api
+            .create_runner(&tags.into_iter().collect::<Vec<_>>())
+            .await?;
+        let setup = RunnerSetup {
+            url: coordinator.base_url.clone(),
+            token: token.clone(),
+            executor: opts.executor.as_str().into(),
+            concurrency: opts.concurrency,
+            builds_dir: builds_dir.clone(),
+            cache_dir,
+            docker_image: opts.docker_image.clone(),
+            log_file: data.path().join("runner.log"),
+        };
+        let runner = Runner::start(&setup);
+        let play = plan
+            .jobs
+            .iter()
+            .filter(|j| j.when == When::Manual && opts.selection.names(j))
+            .map(|j| j.name.clone())
+            .collect();
+        let layout = Layout::for_jobs(
+            may_run_side_by_side(plan, opts.concurrency),
+            plan.jobs.iter().map(|j| j.name.as_str()),
+        );
+        let mut printer = Printer::new(style, opts.tty, layout);
+        let pipeline = match coordinator
+            .ci
+            .create_prepared(&project, request, prepared.clone())
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = runner.stop(Duration::from_secs(1)).await;
+                return Err(anyhow::Error::from(e)
+                    .context("failed to create the pipeline")
+                    .into());
+            }
+        };
+        printer.status(
+            GREEN,
+            "Running",
+            &format!(
+                "pipeline #{} for {header} with the {} executor",
+                pipeline.id,
+                opts.executor.as_str()
+            ),
+        );
+        if runner.is_finished() {
+            let e = runner.failure().await;
+            return Err(e.context("the embedded runner did not start").into());
+        }
+        let followed = follow::follow(
+            follow::Context {
+                ci: &coordinator.ci,
+                store: &coordinator.store,
+                api: &coordinator.api,
+                project_id,
+                pipeline_id: pipeline.id,
+                play,
+                runner_stop: &runner.stop,
+                verbose: opts.verbose,
+                color: opts.color,
+                started,
+            },
+            &mut printer,
+            interrupts,
+        )
+        .await;
+        let grace = if matches!(&followed, Ok(f) if f.forced) {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(10)
+        };
+        if let Err(e) = runner.stop(grace).await {
+            messages.warning(&format!("{e:#}"));
+        }
+        if !matches!(data, DataDir::Kept(_)) {
+            // This run's checkouts (the runner names them by its token).
+            let short = short_token(&token);
+            let _ = std::fs::remove_dir_all(builds_dir.join(&short));
+            let _ = std::fs::remove_dir_all(home.join("docker-builds").join(&short));
+        }
+        let followed = match followed {
+            Ok(f) => f,
+            Err(e) => {
+                messages.error(&format!("lost track of the pipeline: {e:#}"));
+                return Ok(ExitCode::FAILURE);
+            }
+        };
+        printer.line("");
+        let mut text = report::summary(&followed.rows, style);
+        text.push('\n');
+        text.push_str(&report::closing(
+            followed.verdict,
+            started.elapsed(),
+            &followed.rows,
+            style,
+        ));
+        printer.line(&text);
+        printer.flush();
+        if !followed.unplayed_manual.is_empty() {
+            let names = followed.unplayed_manual.join(", ");
+            let quoted: Vec<String> = followed
+                .unplayed_manual
+                .iter()
+                .map(|n| shell_quote(n))
+                .collect();
+            messages.note(&format!(
+                "manual job{} not run: {names}; name {} to run {}: forerunner exec {}",
+                if followed.unplayed_manual.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                },
+                if followed.unplayed_manual.len() == 1 {
+                    "it"
+                } else {
+                    "them"
+                },
+                if followed.unplayed_manual.len() == 1 {
+                    "it"
+                } else {
+                    "them"
+                },
+                quoted.join(" ")
             ));
         }
+        Ok(match followed.verdict {
+            _ if followed.interrupted => ExitCode::from(INTERRUPTED),
+            Verdict::Passed => ExitCode::SUCCESS,
+            Verdict::Failed | Verdict::Canceled | Verdict::Blocked => ExitCode::FAILURE,
+        })
     }
-    let home = runner_home(repo, data.path());
-    let builds_dir = home.join("builds");
-    let cache_dir = home.join("cache");
-    for dir in [&builds_dir, &cache_dir] {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| not_run(format!("failed to create {}: {e}", dir.display()), None))?;
-    }
-    // The docker executor keeps its host-side builds under the working
-    // directory: make that the runner's directory, not the user's.
-    if opts.executor == ExecutorKind::Docker {
-        std::env::set_current_dir(&home)
-            .map_err(|e| not_run(format!("failed to enter {}: {e}", home.display()), None))?;
-    }
-    let tags: BTreeSet<String> = plan
-        .jobs
-        .iter()
-        .flat_map(|j| j.tags.iter().cloned())
-        .collect();
-    let token = coordinator
-        .api
-        .create_runner(&tags.into_iter().collect::<Vec<_>>())
-        .await?;
-    let setup = RunnerSetup {
-        url: coordinator.base_url.clone(),
-        token: token.clone(),
-        executor: opts.executor.as_str().into(),
-        concurrency: opts.concurrency,
-        builds_dir: builds_dir.clone(),
-        cache_dir,
-        docker_image: opts.docker_image.clone(),
-        log_file: data.path().join("runner.log"),
-    };
-    let runner = Runner::start(&setup);
-    let play = plan
-        .jobs
-        .iter()
-        .filter(|j| j.when == When::Manual && opts.selection.names(j))
-        .map(|j| j.name.clone())
-        .collect();
-    let layout = Layout::for_jobs(
-        may_run_side_by_side(plan, opts.concurrency),
-        plan.jobs.iter().map(|j| j.name.as_str()),
-    );
-    let mut printer = Printer::new(style, opts.tty, layout);
-    let pipeline = match coordinator
-        .ci
-        .create_prepared(&project, request, prepared.clone())
-        .await
-    {
-        Ok(p) => p,
-        Err(e) => {
-            let _ = runner.stop(Duration::from_secs(1)).await;
-            return Err(anyhow::Error::from(e)
-                .context("failed to create the pipeline")
-                .into());
-        }
-    };
-    printer.status(
-        GREEN,
-        "Running",
-        &format!(
-            "pipeline #{} for {header} with the {} executor",
-            pipeline.id,
-            opts.executor.as_str()
-        ),
-    );
-    if runner.is_finished() {
-        let e = runner.failure().await;
-        return Err(e.context("the embedded runner did not start").into());
-    }
-    let followed = follow::follow(
-        follow::Context {
-            ci: &coordinator.ci,
-            store: &coordinator.store,
-            api: &coordinator.api,
-            project_id,
-            pipeline_id: pipeline.id,
-            play,
-            runner_stop: &runner.stop,
-            verbose: opts.verbose,
-            color: opts.color,
-            started,
-        },
-        &mut printer,
-        interrupts,
-    )
-    .await;
-    let grace = if matches!(&followed, Ok(f) if f.forced) {
-        Duration::ZERO
-    } else {
-        Duration::from_secs(10)
-    };
-    if let Err(e) = runner.stop(grace).await {
-        messages.warning(&format!("{e:#}"));
-    }
-    if !matches!(data, DataDir::Kept(_)) {
-        // This run's checkouts (the runner names them by its token).
-        let short = short_token(&token);
-        let _ = std::fs::remove_dir_all(builds_dir.join(&short));
-        let _ = std::fs::remove_dir_all(home.join("docker-builds").join(&short));
-    }
-    let followed = match followed {
-        Ok(f) => f,
-        Err(e) => {
-            messages.error(&format!("lost track of the pipeline: {e:#}"));
-            return Ok(ExitCode::FAILURE);
-        }
-    };
-    printer.line("");
-    let mut text = report::summary(&followed.rows, style);
-    text.push('\n');
-    text.push_str(&report::closing(
-        followed.verdict,
-        started.elapsed(),
-        &followed.rows,
-        style,
-    ));
-    printer.line(&text);
-    printer.flush();
-    if !followed.unplayed_manual.is_empty() {
-        let names = followed.unplayed_manual.join(", ");
-        let quoted: Vec<String> = followed
-            .unplayed_manual
-            .iter()
-            .map(|n| shell_quote(n))
-            .collect();
-        messages.note(&format!(
-            "manual job{} not run: {names}; name {} to run {}: forerunner exec {}",
-            if followed.unplayed_manual.len() == 1 {
-                ""
-            } else {
-                "s"
-            },
-            if followed.unplayed_manual.len() == 1 {
-                "it"
-            } else {
-                "them"
-            },
-            if followed.unplayed_manual.len() == 1 {
-                "it"
-            } else {
-                "them"
-            },
-            quoted.join(" ")
-        ));
-    }
-    Ok(match followed.verdict {
-        _ if followed.interrupted => ExitCode::from(INTERRUPTED),
-        Verdict::Passed => ExitCode::SUCCESS,
-        Verdict::Failed | Verdict::Canceled | Verdict::Blocked => ExitCode::FAILURE,
-    })
 }
 
 /// A name as typed in a shell.

@@ -219,8 +219,10 @@ async fn step(
     }
     if job.status == JobStatus::Manual && cx.play.contains(&job.name) && !entry.played {
         entry.played = true;
-        cx.api.play_job(cx.project_id, job.id).await?;
-        printer.status(CYAN, "Playing", &format!("manual job {}", job.name));
+        match cx.api.play_job(cx.project_id, job.id).await {
+            Ok(()) => printer.status(CYAN, "Playing", &format!("manual job {}", job.name)),
+            Err(e) => printer.status(RED, "Error", &format!("could not play {}: {e:#}", job.name)),
+        }
     }
     let ran = job.status.is_executing() || job.started_at.is_some();
     if ran && !entry.started {

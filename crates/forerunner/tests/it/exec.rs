@@ -316,14 +316,26 @@ on-request:
   script: echo "deploying to $TARGET"
   rules:
     - if: $TARGET
+not-locally:
+  script: echo "exec is $FORERUNNER_EXEC"
+  rules:
+    - if: $FORERUNNER_EXEC == "true"
+      when: never
+    - when: on_success
 "#;
     let s = Sample::new(&[(".gitlab-ci.yml", yaml)]);
     let run = s.exec(&["--color", "never"]).await;
     run.exits(0)
         .says("greeting is \n")
         .has_no_row("release-only")
-        .has_no_row("on-request");
+        .has_no_row("on-request")
+        .has_no_row("not-locally");
     assert_eq!(run.row("always")[2], "passed");
+    // FORERUNNER_EXEC tells rules they run locally, unless overridden.
+    let run = s
+        .exec(&["--color", "never", "--variable", "FORERUNNER_EXEC=false"])
+        .await;
+    run.exits(0).says("exec is false");
 
     let run = s
         .exec(&[
