@@ -510,6 +510,26 @@ async fn a_ref_runs_another_branch_or_tag() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_detached_head_or_a_sha_runs_as_a_commit_pipeline() {
+    let s = Sample::new(&[(
+        ".gitlab-ci.yml",
+        "job:\n  script: echo \"at $CI_COMMIT_SHA\"\n",
+    )]);
+    let sha = s.git(&["rev-parse", "HEAD"]);
+    s.git(&["checkout", "--quiet", "--detach", "HEAD"]);
+    s.exec(&["--color", "never"])
+        .await
+        .exits(0)
+        .says(&format!("for commit {}", &sha[..8]))
+        .says(&format!("at {sha}"));
+    s.git(&["checkout", "--quiet", "main"]);
+    s.exec(&["--ref", &sha[..10], "--color", "never"])
+        .await
+        .exits(0)
+        .says(&format!("at {sha}"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn colour_on_request_and_section_headers_never_raw() {
     let s = Sample::new(&[(
         ".gitlab-ci.yml",
