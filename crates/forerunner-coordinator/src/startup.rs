@@ -75,6 +75,12 @@ impl Application {
         &self.store
     }
 
+    /// The CI service (for in-process tools: `forerunner exec` prepares
+    /// pipelines and follows traces through it).
+    pub fn ci(&self) -> &Ci {
+        &self.ci
+    }
+
     /// Serves until `shutdown` resolves, then finishes in-flight requests.
     pub async fn run_until_stopped(
         self,

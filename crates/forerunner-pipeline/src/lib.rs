@@ -54,8 +54,10 @@
 //! - [`expr`]: the `rules:if` expression language.
 //! - `glob`, `duration`, `variables`: GitLab's path globs, durations and
 //!   `$VAR` expansion.
+//! - [`select`](mod@select): part of a plan — named jobs and stages with what
+//!   they wait for (`forerunner exec JOB…`).
 //! - [`render`]: the stable text form of plans and diagnostics used by
-//!   golden tests and `exec --list`.
+//!   golden tests.
 //!
 //! Invariant: no I/O, no async, no panics on any input (fuzzed).
 #![warn(missing_docs)]
@@ -69,6 +71,7 @@ mod lint;
 pub mod model;
 pub mod plan;
 pub mod render;
+pub mod select;
 mod variables;
 mod yaml;
 
@@ -76,6 +79,7 @@ pub use compose::{FileReader, NoFiles};
 pub use diagnostic::{Diagnostic, Mark, Severity};
 pub use model::Model;
 pub use plan::{plan, NotCreated, Plan, PlanInput, PlanOutcome, PlanReport, PlannedJob};
+pub use select::{select, SelectError, Selection};
 
 use diagnostic::Sink;
 

@@ -2,7 +2,7 @@
 //!
 //! This file only parses the command line and dispatches: the coordinator's
 //! commands live in `forerunner-coordinator`, the runner's in
-//! `forerunner-runner`. Errors are printed with their whole context chain
+//! `forerunner-runner`, `exec` (both together) in `forerunner-exec`. Errors are printed with their whole context chain
 //! (`{:#}`), never as a panic or a debug dump.
 
 use std::process::ExitCode;
@@ -22,6 +22,8 @@ enum Command {
     Serve(forerunner_coordinator::cli::ServeArgs),
     /// Administer a coordinator's data directory (users, tokens, groups, projects).
     Admin(forerunner_coordinator::cli::AdminArgs),
+    /// Run this repository's .gitlab-ci.yml here, through an embedded coordinator and runner.
+    Exec(forerunner_exec::ExecArgs),
     #[command(flatten)]
     Runner(forerunner_runner::cli::Command),
 }
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => forerunner_coordinator::cli::serve(args).await,
             Command::Admin(args) => forerunner_coordinator::cli::admin(args).await,
+            Command::Exec(args) => forerunner_exec::exec(args).await,
             Command::Runner(cmd) => forerunner_runner::cli::run(cmd).await,
         }
     });

@@ -44,15 +44,23 @@ impl From<CiError> for ApiError {
         match err {
             CiError::Invalid(text) => ApiError::BadRequest(text),
             CiError::NotAllowed(text) => ApiError::forbidden(text),
-            CiError::Rejected(messages) => {
-                let mut map = serde_json::Map::new();
-                map.insert("base".into(), json!(messages));
-                ApiError::Validation(map)
+            CiError::Rejected(messages) => base_errors(messages),
+            CiError::Config(diagnostics) => base_errors(crate::ci::config_errors(&diagnostics)),
+            CiError::NotCreated(reason) => {
+                base_errors(vec![crate::ci::not_created_message(reason).to_owned()])
             }
+            CiError::Selection(err) => ApiError::BadRequest(err.to_string()),
             CiError::Store(err) => err.into(),
             CiError::Other(err) => ApiError::Internal(err),
         }
     }
+}
+
+/// GitLab's `400 {"message":{"base":[…]}}`.
+fn base_errors(messages: Vec<String>) -> ApiError {
+    let mut map = serde_json::Map::new();
+    map.insert("base".into(), json!(messages));
+    ApiError::Validation(map)
 }
 
 /// Seconds during which a runner's earlier contact makes recording a new

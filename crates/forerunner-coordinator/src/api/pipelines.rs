@@ -257,6 +257,7 @@ pub async fn create(
                 variables,
                 user_id: Some(user.id),
                 source: "api".into(),
+                selection: Default::default(),
             },
         )
         .await?;

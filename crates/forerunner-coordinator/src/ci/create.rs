@@ -4,15 +4,22 @@
 //! store the pipeline and its jobs, and let [`crate::ci::progress`] start
 //! the first jobs.
 //!
+//! Two steps, so a caller can look at the plan before anything is stored:
+//! [`Ci::prepare_pipeline`] (sync, resolve, read, compile, plan, select) and
+//! [`Ci::create_prepared`] (store, start); [`Ci::create_pipeline`] does both.
+//!
 //! Refusals carry GitLab's `base` messages ("Reference not found",
 //! "Missing CI config file", the compiler's diagnostics, …), which the API
-//! answers as `400 {"message":{"base":[…]}}`.
+//! answers as `400 {"message":{"base":[…]}}`. Configuration problems keep
+//! their structure ([`CiError::Config`]) for callers that print them with
+//! their position.
 
 use std::collections::HashMap;
 
 use forerunner_pipeline::model::{AllowFailure, CacheKey, When as YamlWhen};
 use forerunner_pipeline::{
-    compile, plan, FileReader, NotCreated, PlanInput, PlanOutcome, PlannedJob,
+    compile, plan, select, Diagnostic, FileReader, Plan, PlanInput, PlanOutcome, PlannedJob,
+    Selection,
 };
 use forerunner_protocol::jobs::{ArtifactSpec, CacheSpec, Image, JobVariable, When};
 
@@ -37,6 +44,40 @@ pub struct PipelineRequest {
     pub user_id: Option<i64>,
     /// `api`, `web`, `push`, …
     pub source: String,
+    /// Keep only these jobs and stages, with every job they wait for
+    /// ([`forerunner_pipeline::select`]). Internal: the REST API always
+    /// creates the whole pipeline; `forerunner exec JOB…` uses it. Empty
+    /// (the default) keeps everything.
+    pub selection: Selection,
+}
+
+/// A pipeline planned from the repository but not stored yet:
+/// [`Ci::prepare_pipeline`] makes it, [`Ci::create_prepared`] stores it.
+/// Between the two a caller can show the plan and the warnings, or stop
+/// (`forerunner exec --list`).
+#[derive(Debug, Clone)]
+pub struct PreparedPipeline {
+    /// The branch or tag name (or the sha, for a commit).
+    pub ref_name: String,
+    /// Whether `ref_name` is a tag.
+    pub tag: bool,
+    /// Whether `ref_name` is a commit sha rather than a branch or tag.
+    pub commit_ref: bool,
+    /// The commit.
+    pub sha: String,
+    /// Its parent (or the zero sha).
+    pub before_sha: String,
+    /// Whether the ref is protected (the default branch).
+    pub protected: bool,
+    /// `CI_PIPELINE_SOURCE`.
+    pub source: String,
+    /// Message, author and time of the commit.
+    pub commit: CommitDetails,
+    /// The planned jobs (after the request's selection).
+    pub plan: Plan,
+    /// Warnings of compiling and planning; errors refuse the pipeline
+    /// ([`CiError::Config`]).
+    pub warnings: Vec<Diagnostic>,
 }
 
 /// The repository's files at one commit, as the planner reads them:
@@ -67,6 +108,17 @@ impl Ci {
         project: &Project,
         request: PipelineRequest,
     ) -> Result<Pipeline, CiError> {
+        let prepared = self.prepare_pipeline(project, &request).await?;
+        self.create_prepared(project, request, prepared).await
+    }
+
+    /// Syncs the mirror, resolves the ref, reads, compiles and plans
+    /// `.gitlab-ci.yml` and applies the request's selection; stores nothing.
+    pub async fn prepare_pipeline(
+        &self,
+        project: &Project,
+        request: &PipelineRequest,
+    ) -> Result<PreparedPipeline, CiError> {
         let import_url = project
             .import_url
             .as_deref()
@@ -106,14 +158,12 @@ impl Ci {
         };
         let files = RepoFiles { yaml, all };
         let compiled = compile(CI_CONFIG_PATH, &source, &files);
-        let errors: Vec<String> = compiled
-            .diagnostics
-            .iter()
-            .filter(|d| d.is_error())
-            .map(ToString::to_string)
-            .collect();
-        let Some(model) = compiled.model.filter(|_| errors.is_empty()) else {
-            return Err(CiError::Rejected(errors));
+        let mut diagnostics = compiled.diagnostics;
+        let Some(model) = compiled
+            .model
+            .filter(|_| !diagnostics.iter().any(|d| d.is_error()))
+        else {
+            return Err(CiError::Config(diagnostics));
         };
         let is_tag = resolved.kind == RefKind::Tag;
         let protected = !is_tag && resolved.name == project.default_branch;
@@ -160,51 +210,67 @@ impl Ci {
                 .map(|v| (v.key.clone(), v.value.clone())),
         );
         let report = plan(&model, &input);
+        diagnostics.extend(report.diagnostics);
         let planned = match report.outcome {
             PlanOutcome::Created(p) => p,
-            PlanOutcome::NotCreated(NotCreated::WorkflowRules) => {
-                return Err(rejected("Pipeline filtered out by workflow rules."))
-            }
-            PlanOutcome::NotCreated(_) => {
-                return Err(rejected("No stages / jobs for this pipeline."))
-            }
-            PlanOutcome::Failed => {
-                return Err(CiError::Rejected(
-                    report
-                        .diagnostics
-                        .iter()
-                        .filter(|d| d.is_error())
-                        .map(ToString::to_string)
-                        .collect(),
-                ))
-            }
+            PlanOutcome::NotCreated(reason) => return Err(CiError::NotCreated(reason)),
+            PlanOutcome::Failed => return Err(CiError::Config(diagnostics)),
         };
+        let planned = select(&model, &planned, &request.selection).map_err(CiError::Selection)?;
+        Ok(PreparedPipeline {
+            ref_name: resolved.name.clone(),
+            tag: is_tag,
+            commit_ref: resolved.kind == RefKind::Commit,
+            sha,
+            before_sha,
+            protected,
+            source: source_name,
+            commit,
+            plan: planned,
+            warnings: diagnostics,
+        })
+    }
+
+    /// Stores a pipeline [`Ci::prepare_pipeline`] planned for `project` and
+    /// `request`, and starts its first jobs.
+    pub async fn create_prepared(
+        &self,
+        project: &Project,
+        request: PipelineRequest,
+        prepared: PreparedPipeline,
+    ) -> Result<Pipeline, CiError> {
+        let planned = prepared.plan;
         let jobs = planned
             .jobs
             .iter()
             .map(|j| new_job(j, request.user_id))
             .collect();
+        let sha = prepared.sha;
         let (pipeline, _) = self
             .store()
             .ci
             .create_pipeline(
                 NewPipeline {
                     project_id: project.id,
-                    ref_name: resolved.name.clone(),
-                    tag: is_tag,
+                    ref_name: prepared.ref_name,
+                    tag: prepared.tag,
                     sha: sha.clone(),
-                    before_sha,
-                    source: source_name,
-                    protected,
+                    before_sha: prepared.before_sha,
+                    source: prepared.source,
+                    protected: prepared.protected,
                     user_id: request.user_id,
                     name: planned.name.clone(),
                     variables: request.variables,
-                    commit,
+                    commit: prepared.commit,
                 },
                 jobs,
                 now(),
             )
             .await?;
+        let mirror = self
+            .mirrors()
+            .project(&project.full_path)
+            .map_err(anyhow::Error::new)?;
         if let Ok(id) = u64::try_from(pipeline.id) {
             if let Err(err) = mirror.keep_pipeline_ref(id, &sha).await {
                 tracing::warn!(pipeline_id = pipeline.id, error = %err, "failed to keep the pipeline ref");

@@ -55,6 +55,25 @@ impl Ci {
         }
     }
 
+    /// The trace from byte `offset` on (empty when there is nothing there
+    /// yet): for following a trace as it grows without reading it whole.
+    pub async fn read_trace_from(&self, job_id: i64, offset: u64) -> anyhow::Result<Vec<u8>> {
+        use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+        let mut file = match tokio::fs::File::open(self.trace_path(job_id)).await {
+            Ok(f) => f,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(err) => return Err(err).context("failed to open a trace file"),
+        };
+        file.seek(std::io::SeekFrom::Start(offset))
+            .await
+            .context("failed to seek in a trace file")?;
+        let mut out = Vec::new();
+        file.read_to_end(&mut out)
+            .await
+            .context("failed to read a trace file")?;
+        Ok(out)
+    }
+
     /// Appends `bytes` at `offset` if it is the current length.
     pub async fn append_trace(
         &self,
@@ -105,4 +124,37 @@ pub fn read_zip_entry(archive: &std::path::Path, name: &str) -> anyhow::Result<O
         .read_to_end(&mut out)
         .context("failed to extract a file from the artifacts archive")?;
     Ok(Some(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::CiSettings;
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn a_trace_is_followed_from_an_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let ci = Ci::new(store, dir.path(), CiSettings::default());
+        assert!(
+            ci.read_trace_from(7, 0).await.unwrap().is_empty(),
+            "no trace yet"
+        );
+        assert_eq!(
+            ci.append_trace(7, 0, b"hello ").await.unwrap(),
+            Append::Done(6)
+        );
+        assert_eq!(
+            ci.append_trace(7, 6, b"world").await.unwrap(),
+            Append::Done(11)
+        );
+        assert_eq!(ci.read_trace_from(7, 0).await.unwrap(), b"hello world");
+        assert_eq!(ci.read_trace_from(7, 6).await.unwrap(), b"world");
+        assert!(ci.read_trace_from(7, 11).await.unwrap().is_empty());
+        assert!(
+            ci.read_trace_from(7, 99).await.unwrap().is_empty(),
+            "past the end"
+        );
+    }
 }

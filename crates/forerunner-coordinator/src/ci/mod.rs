@@ -108,10 +108,40 @@ pub enum CiError {
     /// GitLab's `base` errors of a refused pipeline (`400`).
     #[error("{}", .0.join(", "))]
     Rejected(Vec<String>),
+    /// `.gitlab-ci.yml` has errors: every diagnostic found (warnings too);
+    /// the API answers the errors as `base` messages.
+    #[error("{}", config_errors(.0).join(", "))]
+    Config(Vec<forerunner_pipeline::Diagnostic>),
+    /// No pipeline for this ref (`workflow:rules`, or rules left no job);
+    /// the API answers GitLab's `base` message.
+    #[error("{}", not_created_message(*.0))]
+    NotCreated(forerunner_pipeline::NotCreated),
+    /// The request's job selection names no job or stage of the pipeline.
+    #[error(transparent)]
+    Selection(forerunner_pipeline::SelectError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     /// Anything else (git, files).
     #[error(transparent)]
     Other(#[from] anyhow::Error),
+}
+
+/// The errors among `diagnostics`, rendered one per line.
+pub fn config_errors(diagnostics: &[forerunner_pipeline::Diagnostic]) -> Vec<String> {
+    diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(ToString::to_string)
+        .collect()
+}
+
+/// GitLab's message for a pipeline that is not created.
+pub fn not_created_message(reason: forerunner_pipeline::NotCreated) -> &'static str {
+    match reason {
+        forerunner_pipeline::NotCreated::WorkflowRules => {
+            "Pipeline filtered out by workflow rules."
+        }
+        forerunner_pipeline::NotCreated::NoJobs => "No stages / jobs for this pipeline.",
+    }
 }

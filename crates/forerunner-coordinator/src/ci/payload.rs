@@ -125,6 +125,10 @@ impl Ci {
         let resolved = ResolvedRef {
             kind: if pipeline.tag {
                 RefKind::Tag
+            } else if pipeline.ref_name == pipeline.sha {
+                // A pipeline for a bare commit stores its sha as the ref:
+                // there is no branch to fetch, only the pipeline's ref.
+                RefKind::Commit
             } else {
                 RefKind::Branch
             },

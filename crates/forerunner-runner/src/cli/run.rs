@@ -77,6 +77,8 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         wait_timeout: None,
         shutdown_timeout: None,
         debug: args.debug,
+        stop: None,
+        log_file: None,
     })
     .await?;
     Ok(super::exit_after(ended))

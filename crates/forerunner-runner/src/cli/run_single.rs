@@ -156,6 +156,8 @@ pub(super) async fn run(args: RunSingleArgs) -> anyhow::Result<ExitCode> {
         shutdown_timeout: (args.shutdown_timeout > 0)
             .then(|| Duration::from_secs(args.shutdown_timeout)),
         debug: args.debug,
+        stop: None,
+        log_file: None,
     })
     .await?;
     Ok(super::exit_after(ended))

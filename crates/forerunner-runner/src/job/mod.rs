@@ -915,7 +915,9 @@ pub const FORCE_SEND_INTERVAL: Duration = Duration::from_secs(30);
 ///
 /// The trace watcher is the official runner's: every interval it sends what
 /// is new; when nothing reached the server for [`FORCE_SEND_INTERVAL`] (a
-/// silent job), it touches the job with a keep-alive `PUT state=running`
+/// silent job; or for the server's trace update interval when that is
+/// shorter — a deliberate difference, so a cancel of a silent job is seen as
+/// soon as one with output), it touches the job with a keep-alive `PUT state=running`
 /// carrying the trace's checksum and size, so the job's `Job-Status` comes
 /// back anyway. `canceling` cancels the script gracefully; `canceled`,
 /// `failed`, `403` or `404` end the job ([`StopSignals::end_by_server`]):
@@ -952,10 +954,15 @@ pub async fn run_and_report<E: Executor + ?Sized, A: JobApi + ?Sized>(
             if sender.sent() != before {
                 last_contact = Instant::now();
             }
+            // A server asking for a trace more often than every 30 s
+            // (live traces: `forerunner exec`, GitLab while someone watches
+            // the log) hears from a silent job at that pace too, so its
+            // cancel is seen within the interval.
+            let force_send = sender
+                .server_interval()
+                .map_or(FORCE_SEND_INTERVAL, |i| i.min(FORCE_SEND_INTERVAL));
             let signal = match outcome {
-                SendOutcome::Sent(Signal::Continue)
-                    if last_contact.elapsed() >= FORCE_SEND_INTERVAL =>
-                {
+                SendOutcome::Sent(Signal::Continue) if last_contact.elapsed() >= force_send => {
                     let (signal, accepted) = touch(job, api, log).await;
                     if accepted {
                         last_contact = Instant::now();

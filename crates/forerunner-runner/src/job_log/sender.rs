@@ -99,6 +99,8 @@ pub const MAX_INTERVAL: Duration = Duration::from_secs(15 * 60);
 pub struct TraceSender {
     sent: u64,
     interval: Duration,
+    /// Whether `interval` is the server's (`X-GitLab-Trace-Update-Interval`).
+    interval_from_server: bool,
     max_patch: usize,
 }
 
@@ -114,6 +116,7 @@ impl TraceSender {
         Self {
             sent: 0,
             interval: DEFAULT_INTERVAL,
+            interval_from_server: false,
             max_patch: MAX_PATCH,
         }
     }
@@ -142,6 +145,11 @@ impl TraceSender {
         self.interval
     }
 
+    /// The interval the server asked for, if it did.
+    pub fn server_interval(&self) -> Option<Duration> {
+        self.interval_from_server.then_some(self.interval)
+    }
+
     /// Sends the next patch of `trace` (the whole trace so far).
     pub async fn send<S: TraceSource + ?Sized>(
         &mut self,
@@ -160,6 +168,7 @@ impl TraceSender {
         };
         if let Some(secs) = reply.update_interval.filter(|s| *s > 0) {
             self.interval = Duration::from_secs(secs).min(MAX_INTERVAL);
+            self.interval_from_server = true;
         }
         let signal = match reply.job_status.as_deref() {
             Some("canceled" | "failed") => Signal::Abort,

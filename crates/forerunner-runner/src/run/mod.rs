@@ -22,6 +22,9 @@
 //!   aborted job is still reported `failed` (`runner_interrupted`, mapped to
 //!   what the server supports) — and the loop waits `shutdown_timeout` more
 //!   for those reports. A third signal exits at once.
+//!   A caller running the loop in-process (`forerunner exec`) passes
+//!   [`RunOptions::stop`]: its [`RunStop`] tokens act as the first and the
+//!   second signal, and no signal handler is installed.
 //!
 //! `run-single` uses the same loop with a fixed one-entry configuration,
 //! `concurrent = 1`, and the same stop semantics (the official `run-single`
@@ -37,6 +40,8 @@ mod pickup;
 pub mod request;
 mod signals;
 mod telemetry;
+
+pub use signals::RunStop;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
@@ -88,6 +93,12 @@ pub struct RunOptions {
     pub shutdown_timeout: Option<Duration>,
     /// Print debug lines.
     pub debug: bool,
+    /// Stop requests from the caller instead of OS signals (no handler is
+    /// installed): for a loop embedded in another command.
+    pub stop: Option<RunStop>,
+    /// Append the loop's log lines to this file (without colour) instead of
+    /// printing them on stderr.
+    pub log_file: Option<PathBuf>,
 }
 
 /// Locks a mutex whose data stays consistent even if a holder panicked
@@ -146,12 +157,21 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Ended> {
             .log_level
             .as_deref()
             .is_some_and(|l| l.eq_ignore_ascii_case("debug"));
-    let log = RunLog::new(metrics.clone(), debug);
-    // Executors report what happens outside a job's log through `tracing`.
-    crate::log::install_tracing(debug);
+    let log = match &opts.log_file {
+        None => {
+            // Executors report what happens outside a job's log through
+            // `tracing`: to stderr, beside the loop's own lines.
+            crate::log::install_tracing(debug);
+            RunLog::new(metrics.clone(), debug)
+        }
+        Some(path) => RunLog::to_file(metrics.clone(), debug, path)?,
+    };
     // Signals first: a signal arriving while pollers start must not kill
     // the process with jobs in flight.
-    let signals = Signals::new().context("failed to install the signal handlers")?;
+    let signals = match &opts.stop {
+        Some(stop) => Signals::requests(stop.clone()),
+        None => Signals::new().context("failed to install the signal handlers")?,
+    };
     let listen = opts
         .listen_address
         .clone()

@@ -12,8 +12,12 @@
 //! [`crate::job_api::ApiObserver`], `gitlab_runner_api_request_statuses_total`.
 
 use std::io::{IsTerminal as _, Write as _};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 
-use crate::log::{Level, Logger};
+use anyhow::Context as _;
+
+use crate::log::{format_line, Level};
 use crate::metrics::{Metrics, JOB_DURATION_BUCKETS};
 
 /// `gitlab_runner_errors_total`.
@@ -35,14 +39,15 @@ pub(crate) const FAILED_JOBS: &str = "gitlab_runner_failed_jobs_total";
 /// `gitlab_runner_worker_health_check_failures_total`.
 pub(crate) const HEALTH_FAILURES: &str = "gitlab_runner_worker_health_check_failures_total";
 
-/// The loop's logger: runner-format lines on stderr, warnings and errors
-/// counted.
+/// The loop's logger: runner-format lines on stderr (or appended to a
+/// file), warnings and errors counted.
 #[derive(Debug, Clone)]
 pub(crate) struct RunLog {
-    logger: Logger,
     metrics: Metrics,
     debug: bool,
     color: bool,
+    /// `None`: stderr.
+    file: Option<Arc<Mutex<std::fs::File>>>,
 }
 
 impl RunLog {
@@ -52,11 +57,41 @@ impl RunLog {
             metrics.inc(ERRORS_TOTAL, ERRORS_HELP, &[("level", level)], 0.0);
         }
         Self {
-            logger: Logger::stderr(),
             metrics,
             debug,
             color: std::io::stderr().is_terminal(),
+            file: None,
         }
+    }
+
+    /// Like [`RunLog::new`], appending uncoloured lines to `path`.
+    pub(crate) fn to_file(metrics: Metrics, debug: bool, path: &Path) -> anyhow::Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("failed to open the log file {}", path.display()))?;
+        Ok(Self {
+            color: false,
+            file: Some(Arc::new(Mutex::new(file))),
+            ..Self::new(metrics, debug)
+        })
+    }
+
+    fn write(&self, text: &str) {
+        match &self.file {
+            Some(file) => {
+                let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
+                let _ = f.write_all(text.as_bytes());
+            }
+            None => {
+                let _ = std::io::stderr().lock().write_all(text.as_bytes());
+            }
+        }
+    }
+
+    fn log(&self, level: Level, message: &str, fields: &[(&str, &str)]) {
+        self.write(&format_line(level, message, fields, self.color));
     }
 
     fn count(&self, level: &str, n: f64) {
@@ -66,30 +101,29 @@ impl RunLog {
 
     pub(crate) fn debug(&self, message: &str, fields: &[(&str, &str)]) {
         if self.debug {
-            self.logger.log(Level::Debug, message, fields);
+            self.log(Level::Debug, message, fields);
         }
     }
 
     pub(crate) fn info(&self, message: &str, fields: &[(&str, &str)]) {
-        self.logger.info(message, fields);
+        self.log(Level::Info, message, fields);
     }
 
     pub(crate) fn warn(&self, message: &str, fields: &[(&str, &str)]) {
         self.count("warning", 1.0);
-        self.logger.warn(message, fields);
+        self.log(Level::Warn, message, fields);
     }
 
     pub(crate) fn error(&self, message: &str, fields: &[(&str, &str)]) {
         self.count("error", 1.0);
-        self.logger.error(message, fields);
+        self.log(Level::Error, message, fields);
     }
 
     /// Prints the two lines of a parked entry (the official `ERROR:` line
     /// and Forerunner's line with the fix).
     pub(crate) fn parked(&self, parked: &crate::health::Parked) {
         self.count("error", 2.0);
-        let text = parked.lines(self.color);
-        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+        self.write(&parked.lines(self.color));
     }
 }
 

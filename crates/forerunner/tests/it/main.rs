@@ -6,6 +6,7 @@ mod coordinator_api;
 mod custom_e2e;
 mod dispatch;
 mod docker_e2e;
+mod exec;
 mod jobs_api;
 mod pipelines_api;
 mod python_gitlab;

@@ -865,9 +865,15 @@ fn cancelable_job(url: &str, sha: &str, script: &[&str]) -> JobResponse {
 }
 
 async fn cancel_case(script: &[&str], within: Duration) -> FakeJob {
+    cancel_case_with(script, within, Some(1)).await
+}
+
+/// [`cancel_case`] with the coordinator asking for this trace update
+/// interval (`None`: no header).
+async fn cancel_case_with(script: &[&str], within: Duration, interval: Option<u64>) -> FakeJob {
     let fake = FakeCoordinator::start().await;
     let (_repo, url, sha) = repo();
-    fake.set_trace_update_interval(Some(1));
+    fake.set_trace_update_interval(interval);
     fake.push_job(cancelable_job(&url, &sha, script));
     let setup = Setup::new(&fake.url, "concurrent = 1\ncheck_interval = 1");
     let mut runner = setup.run(&[]);
@@ -916,8 +922,29 @@ async fn server_cancel_is_graceful_and_after_script_runs() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_silent_job_learns_of_its_cancel_from_the_keep_alive() {
     // No output, so no trace patch carries the status: the keep-alive
-    // `PUT state=running` after 30 s of silence does.
-    let done = cancel_case(&["echo started", "sleep 120"], Duration::from_secs(45)).await;
+    // `PUT state=running` after 30 s of silence does (the coordinator asks
+    // for no particular trace interval).
+    let done = cancel_case_with(
+        &["echo started", "sleep 120"],
+        Duration::from_secs(45),
+        None,
+    )
+    .await;
+    let touch = done
+        .updates
+        .iter()
+        .skip(1)
+        .find(|u| u["state"] == "running")
+        .expect("a keep-alive update");
+    assert!(touch["output"]["bytesize"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_job_checks_in_at_the_trace_update_interval() {
+    // The coordinator asks for a trace every second (as `forerunner exec`'s
+    // does): a silent job's keep-alive follows that pace, so its cancel is
+    // seen within seconds rather than after 30 s.
+    let done = cancel_case(&["echo started", "sleep 120"], Duration::from_secs(10)).await;
     let touch = done
         .updates
         .iter()
