@@ -261,7 +261,18 @@ fn spawn_runner(
     debug: bool,
 ) -> anyhow::Result<tokio::process::Child> {
     let log = std::fs::File::create(log)?;
-    let mut cmd = base_command(dir);
+    // A profiling wrapper, e.g. `RUNNER_BENCH_WRAP="strace -f -tt -o /tmp/t"`
+    // (the RSS is then the wrapper's).
+    let wrap = std::env::var("RUNNER_BENCH_WRAP").unwrap_or_default();
+    let mut wrap = wrap.split_whitespace();
+    let mut cmd = match wrap.next() {
+        Some(program) => {
+            let mut cmd = command(program, dir);
+            cmd.args(wrap).arg(env!("CARGO_BIN_EXE_forerunner"));
+            cmd
+        }
+        None => base_command(dir),
+    };
     cmd.arg("run")
         .arg("--config")
         .arg(config)
@@ -277,7 +288,12 @@ fn spawn_runner(
 
 /// The optimized `forerunner` binary with a clean environment.
 fn base_command(home: &Path) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_forerunner"));
+    command(env!("CARGO_BIN_EXE_forerunner"), home)
+}
+
+/// `program` with the clean environment the runner gets.
+fn command(program: &str, home: &Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(program);
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", home)
