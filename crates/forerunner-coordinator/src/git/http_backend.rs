@@ -15,7 +15,7 @@
 //! HTTP protocol is not offered. This module does not decide who may read
 //! which project (that is the [`Authorizer`]'s job), nor does it sync the
 //! mirrors it serves ([`crate::git::mirror`] does).
-use std::{net::SocketAddr, process::Stdio, sync::Arc};
+use std::{net::SocketAddr, path::PathBuf, process::Stdio, sync::Arc};
 
 use async_trait::async_trait;
 use axum::{
@@ -128,6 +128,10 @@ pub struct GitHttp {
     /// Bounds the number of `git http-backend` processes, if set; a permit
     /// is held until the process exits.
     backends: Option<Arc<tokio::sync::Semaphore>>,
+    /// `<exec-path>/git-http-backend`, found on first use, or `None` to run
+    /// it as `git http-backend`. Running it directly saves the `git`
+    /// wrapper's own exec on every request (three per fetch).
+    program: Arc<tokio::sync::OnceCell<Option<PathBuf>>>,
 }
 
 impl std::fmt::Debug for GitHttp {
@@ -179,6 +183,7 @@ impl GitHttp {
             mirrors,
             authorizer,
             backends: None,
+            program: Arc::default(),
         }
     }
 
@@ -303,8 +308,24 @@ impl GitHttp {
     /// the response.
     async fn run_backend(&self, cgi: Cgi<'_>, body: Body) -> Result<Response, BackendError> {
         let git: &Git = self.mirrors.git();
-        let mut command = git.command(None);
-        command.arg("http-backend");
+        let program = self
+            .program
+            .get_or_init(|| async {
+                let path = git.exec_path().await?.join("git-http-backend");
+                tokio::fs::try_exists(&path)
+                    .await
+                    .unwrap_or(false)
+                    .then_some(path)
+            })
+            .await;
+        let mut command = match program {
+            Some(program) => git.command_for(program.as_os_str(), None),
+            None => {
+                let mut command = git.command(None);
+                command.arg("http-backend");
+                command
+            }
+        };
         for (key, value) in cgi.environment(self.mirrors.root().as_os_str()) {
             command.env(key, value);
         }
