@@ -126,6 +126,7 @@ impl Mirrors {
             git: self.git.clone(),
             sync_timeout: self.sync_timeout,
             lock,
+            verified: Arc::default(),
         })
     }
 
@@ -230,6 +231,8 @@ pub struct CommitInfo {
     pub timestamp: String,
     /// The full message.
     pub message: String,
+    /// The first parent, `None` for a root commit.
+    pub parent: Option<String>,
 }
 
 /// What a sync changed.
@@ -273,6 +276,10 @@ pub struct RepoMirror {
     /// Serialises syncs of this repository. An async mutex: it is held across
     /// the `git clone`/`git fetch` awaits.
     lock: Arc<tokio::sync::Mutex<()>>,
+    /// Commits this handle has verified (name as asked → full sha), so that
+    /// the reads of one pipeline creation ask git once, not once per read.
+    /// Per handle: [`Mirrors::project`] hands out a fresh one each time.
+    verified: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl fmt::Debug for RepoMirror {
@@ -667,7 +674,16 @@ impl RepoMirror {
         if !looks_like_sha(sha) {
             return Err(not_found());
         }
-        self.peel_to_commit(sha).await?.ok_or_else(not_found)
+        let known = |verified: &mut HashMap<String, String>| verified.get(sha).cloned();
+        if let Some(full) = known(&mut self.verified.lock().unwrap_or_else(|p| p.into_inner())) {
+            return Ok(full);
+        }
+        let full = self.peel_to_commit(sha).await?.ok_or_else(not_found)?;
+        self.verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(sha.to_owned(), full.clone());
+        Ok(full)
     }
 
     /// The content of the file at `path` in commit `sha`, or `None` if the
@@ -770,22 +786,30 @@ impl RepoMirror {
             .map(str::to_owned))
     }
 
-    /// What `CI_COMMIT_*` variables tell about commit `sha`.
+    /// What `CI_COMMIT_*` variables tell about commit `sha`, and its first
+    /// parent (one git process for both).
     pub async fn commit_info(&self, sha: &str) -> Result<CommitInfo, GitError> {
         let commit = self.commit(sha).await?;
         let args = [
             "log",
             "-1",
-            "--format=%an <%ae>%x00%cI%x00%B",
+            "--format=%P%x00%an <%ae>%x00%cI%x00%B",
             commit.as_str(),
         ];
         let out = self.git.run_ok(&self.dir, &args, None).await?;
         let text = String::from_utf8_lossy(&out);
-        let mut parts = text.splitn(3, '\0');
+        let mut parts = text.splitn(4, '\0');
+        let parent = parts
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .next()
+            .map(str::to_owned);
         Ok(CommitInfo {
             author: parts.next().unwrap_or_default().to_owned(),
             timestamp: parts.next().unwrap_or_default().to_owned(),
             message: parts.next().unwrap_or_default().trim_end().to_owned(),
+            parent,
         })
     }
 

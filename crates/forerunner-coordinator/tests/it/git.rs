@@ -416,6 +416,26 @@ async fn list_files_changed_files_and_parent_sha() {
         Some(&*fixture.c1)
     );
     assert_eq!(mirror.parent_sha(&fixture.c1).await.unwrap(), None);
+
+    // commit_info reads the parent in the same git run.
+    let info = mirror.commit_info(&fixture.c3).await.unwrap();
+    assert_eq!(info.parent.as_deref(), Some(&*fixture.c2));
+    assert_eq!(info.author, "Forerunner Test <test@forerunner.invalid>");
+    assert!(!info.message.is_empty() && !info.timestamp.is_empty());
+    assert_eq!(mirror.commit_info(&fixture.c1).await.unwrap().parent, None);
+    // An abbreviated sha is verified once, then remembered; an unknown one
+    // is still an error.
+    let short = &fixture.c2[..10];
+    assert_eq!(
+        mirror.parent_sha(short).await.unwrap().as_deref(),
+        Some(&*fixture.c1)
+    );
+    assert_eq!(
+        mirror.commit_info(short).await.unwrap().parent.as_deref(),
+        Some(&*fixture.c1)
+    );
+    let err = mirror.commit_info(&"3".repeat(40)).await.unwrap_err();
+    assert!(matches!(err, GitError::CommitNotFound { .. }), "{err:?}");
 }
 
 #[tokio::test]
