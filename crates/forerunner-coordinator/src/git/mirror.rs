@@ -52,7 +52,7 @@ pub struct Mirrors {
     sync_timeout: Duration,
     /// One lock per project path, created on first use. A `std` mutex: it is
     /// held only to look up or insert an entry, never across an `.await`.
-    locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<SyncState>>>>>,
 }
 
 impl fmt::Debug for Mirrors {
@@ -266,6 +266,16 @@ impl RefUpdate {
     }
 }
 
+/// What this process knows about a mirror between syncs, kept under its
+/// sync lock.
+#[derive(Debug, Default)]
+struct SyncState {
+    /// The URL `remote.origin.url` was set to by this process, so that an
+    /// unchanged `import_url` does not rewrite the mirror's config on every
+    /// sync.
+    origin_url: Option<String>,
+}
+
 /// The mirror of one project's repository. Obtained from [`Mirrors::project`].
 #[derive(Clone)]
 pub struct RepoMirror {
@@ -275,7 +285,7 @@ pub struct RepoMirror {
     sync_timeout: Duration,
     /// Serialises syncs of this repository. An async mutex: it is held across
     /// the `git clone`/`git fetch` awaits.
-    lock: Arc<tokio::sync::Mutex<()>>,
+    lock: Arc<tokio::sync::Mutex<SyncState>>,
     /// Commits this handle has verified (name as asked → full sha), so that
     /// the reads of one pipeline creation ask git once, not once per read.
     /// Per handle: [`Mirrors::project`] hands out a fresh one each time.
@@ -335,7 +345,7 @@ impl RepoMirror {
     }
 
     async fn sync_locked(&self, source: ImportSource) -> Result<SyncReport, GitError> {
-        let _guard = self.lock.lock().await;
+        let mut state = self.lock.lock().await;
         let created = !self.exists().await;
         let before = if created {
             BTreeMap::new()
@@ -344,8 +354,9 @@ impl RepoMirror {
         };
         if created {
             self.clone_from(&source).await?;
+            state.origin_url = Some(source.url.clone());
         } else {
-            self.fetch_from(&source).await?;
+            self.fetch_from(&source, &mut state).await?;
         }
         let after = self.ref_map().await?;
         let mut updates = Vec::new();
@@ -432,43 +443,61 @@ impl RepoMirror {
             })
     }
 
-    async fn fetch_from(&self, source: &ImportSource) -> Result<(), GitError> {
+    async fn fetch_from(
+        &self,
+        source: &ImportSource,
+        state: &mut SyncState,
+    ) -> Result<(), GitError> {
         // `import_url` may have changed since the last sync.
-        self.git
-            .run_ok(
-                &self.dir,
-                &["config", "remote.origin.url", source.url.as_str()],
-                None,
-            )
-            .await?;
+        if state.origin_url.as_deref() != Some(source.url.as_str()) {
+            self.git
+                .run_ok(
+                    &self.dir,
+                    &["config", "remote.origin.url", source.url.as_str()],
+                    None,
+                )
+                .await?;
+            state.origin_url = Some(source.url.clone());
+        }
         let mut command = self.remote_command(Some(&self.dir), source);
         command.args(["fetch", "--prune", "--quiet", "origin"]);
-        self.fetch_command(command, source).await?;
-        self.follow_remote_head(source).await;
+        // The remote's HEAD is read while the fetch runs: both only read the
+        // source.
+        let (fetched, remote_head) = tokio::join!(
+            self.fetch_command(command, source),
+            self.remote_head(source)
+        );
+        fetched?;
+        if let Some(target) = remote_head {
+            self.follow_remote_head(&target).await;
+        }
         Ok(())
     }
 
-    /// Points `HEAD` at the remote's default branch if that changed since
-    /// the mirror was created (`git fetch` does not). Failures are logged
-    /// and ignored: the mirror itself is up to date.
-    async fn follow_remote_head(&self, source: &ImportSource) {
+    /// The branch the remote's `HEAD` points at (`refs/heads/…`), if it
+    /// says.
+    async fn remote_head(&self, source: &ImportSource) -> Option<String> {
         let mut command = self.remote_command(Some(&self.dir), source);
         command.args(["ls-remote", "--symref", "origin", "HEAD"]);
         let output = match tokio::time::timeout(self.sync_timeout, command.output()).await {
             Ok(Ok(output)) if output.status.success() => output,
             Ok(Ok(output)) => {
                 tracing::debug!(project = %self.project, stderr = %stderr_text(&output), "could not read the remote HEAD");
-                return;
+                return None;
             }
-            _ => return,
+            _ => return None,
         };
         let listing = String::from_utf8_lossy(&output.stdout);
-        let Some(target) = listing.lines().find_map(|line| {
+        listing.lines().find_map(|line| {
             let (symref, name) = line.strip_prefix("ref: ")?.split_once('\t')?;
-            (name == "HEAD" && symref.starts_with("refs/heads/")).then_some(symref)
-        }) else {
-            return;
-        };
+            (name == "HEAD" && symref.starts_with("refs/heads/")).then(|| symref.to_owned())
+        })
+    }
+
+    /// Points `HEAD` at `target`, the remote's default branch, if that
+    /// changed since the mirror was created (`git fetch` does not).
+    /// Failures are logged and ignored: the mirror itself is up to date.
+    async fn follow_remote_head(&self, target: &str) {
         let current = self.default_branch().await.ok().flatten();
         if current.as_deref() == target.strip_prefix("refs/heads/") {
             return;
@@ -532,7 +561,8 @@ impl RepoMirror {
     /// running sync to finish first. Deleting a missing mirror is not an
     /// error.
     pub async fn remove(&self) -> Result<(), GitError> {
-        let _guard = self.lock.lock().await;
+        let mut state = self.lock.lock().await;
+        state.origin_url = None;
         remove_dir_if_present(&self.dir).await
     }
 

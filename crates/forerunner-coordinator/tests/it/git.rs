@@ -507,6 +507,16 @@ async fn sync_follows_a_changed_import_url_given_as_file_url() {
         .updates
         .contains(&update(RefKind::Branch, "feature", Some(&fixture.c3), None)));
     assert_eq!(mirror.resolve_ref("main").await.unwrap().sha, other_sha);
+    assert_eq!(git(mirror.path(), &["config", "remote.origin.url"]), url);
+
+    // An unchanged URL leaves the config alone; going back is followed too.
+    mirror.sync(&url).await.unwrap();
+    mirror.sync(&fixture.import_url()).await.unwrap();
+    assert_eq!(mirror.resolve_ref("main").await.unwrap().sha, fixture.c2);
+    assert_eq!(
+        git(mirror.path(), &["config", "remote.origin.url"]),
+        fixture.import_url()
+    );
 }
 
 #[tokio::test]
