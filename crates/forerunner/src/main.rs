@@ -28,10 +28,15 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // The coordinator serves many clients at once: a worker per core. The
+    // runner's commands wait on the network and on job processes (CPU work
+    // such as zipping goes to the blocking pool), so one thread runs them:
+    // no idle worker threads with their stacks and malloc arenas.
+    let mut builder = match cli.command {
+        Command::Serve(_) | Command::Admin(_) => tokio::runtime::Builder::new_multi_thread(),
+        Command::Runner(_) => tokio::runtime::Builder::new_current_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("forerunner: failed to start the async runtime: {err}");
