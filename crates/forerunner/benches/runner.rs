@@ -36,7 +36,8 @@
 //!   own duration is printed too.
 //! - **idle RSS**: `VmRSS` of the runner process from `/proc/<pid>/status`,
 //!   once before the first job (after it has been parked in a long poll for
-//!   a while) and once after all rounds (steady state).
+//!   a while) and once 12 s after the last round (steady state: tokio's
+//!   idle blocking threads live 10 s).
 //!
 //! Run with `cargo bench -p forerunner --bench runner`. `RUNNER_BENCH_ROUNDS`
 //! sets the number of measured jobs (60 by default), `RUNNER_BENCH_LOG=1`
@@ -86,6 +87,8 @@ async fn main() -> anyhow::Result<()> {
     let log_path = dir.path().join("runner.log");
     let mut runner = spawn_runner(dir.path(), &config, &log_path, show_log)?;
     let pid = runner.id().context("the runner has no pid")?;
+    // Whatever happens, the runner (and a profiling wrapper) goes away.
+    let _group = KillGroupOnDrop(pid);
 
     // Idle: the runner has made its first request and the coordinator holds
     // it; give it time to settle (allocations after start-up are done).
@@ -106,20 +109,20 @@ async fn main() -> anyhow::Result<()> {
         match one_round(&c, project_id).await {
             Ok(r) => samples.push(r),
             Err(err) => {
-                let _ = runner.start_kill();
                 let log = std::fs::read_to_string(&log_path).unwrap_or_default();
                 bail!("{err:#}\nrunner output:\n{log}");
             }
         }
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Settled: the runner is back in a held request and tokio's idle
+    // blocking threads (kept 10 s after the last zip or file operation)
+    // are gone.
+    tokio::time::sleep(Duration::from_secs(12)).await;
     let rss_after = vm_rss_kib(pid)?;
     let threads = proc_status_field(pid, "Threads:").unwrap_or_default();
 
     // SIGTERM: the runner stops asking for jobs and exits.
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
+    signal_group("TERM", pid);
     let _ = tokio::time::timeout(Duration::from_secs(20), runner.wait()).await;
     if show_log {
         eprintln!(
@@ -287,7 +290,27 @@ fn spawn_runner(
     if debug {
         cmd.arg("--debug");
     }
+    // Its own process group, so that a wrapper and the runner under it get
+    // the same signal.
+    cmd.process_group(0);
     cmd.spawn().context("failed to start forerunner run")
+}
+
+/// `kill -<signal> -- -<group>`.
+fn signal_group(signal: &str, group: u32) {
+    let _ = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), "--", &format!("-{group}")])
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Kills the runner's process group when dropped.
+struct KillGroupOnDrop(u32);
+
+impl Drop for KillGroupOnDrop {
+    fn drop(&mut self) {
+        signal_group("KILL", self.0);
+    }
 }
 
 /// The optimized `forerunner` binary with a clean environment.
