@@ -37,7 +37,10 @@
 //! - **idle RSS**: `VmRSS` of the runner process from `/proc/<pid>/status`,
 //!   once before the first job (after it has been parked in a long poll for
 //!   a while) and once 12 s after the last round (steady state: tokio's
-//!   idle blocking threads live 10 s).
+//!   idle blocking threads live 10 s). Printed as the total, the anonymous
+//!   part (heap, stacks: the process's own memory) and the file-backed part
+//!   (touched pages of the executable and the C libraries, clean and shared
+//!   with other processes mapping the same files); MB are MiB (1024 kB).
 //!
 //! Run with `cargo bench -p forerunner --bench runner`. `RUNNER_BENCH_ROUNDS`
 //! sets the number of measured jobs (60 by default), `RUNNER_BENCH_LOG=1`
@@ -94,7 +97,7 @@ async fn main() -> anyhow::Result<()> {
     // it; give it time to settle (allocations after start-up are done).
     wait_for_contact(&c).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss_fresh = vm_rss_kib(pid)?;
+    let rss_fresh = Rss::of(pid)?;
 
     // Warm-up: the first job clones into the builds directory.
     let warm = one_round(&c, project_id).await?;
@@ -118,7 +121,7 @@ async fn main() -> anyhow::Result<()> {
     // blocking threads (kept 10 s after the last zip or file operation)
     // are gone.
     tokio::time::sleep(Duration::from_secs(12)).await;
-    let rss_after = vm_rss_kib(pid)?;
+    let rss_after = Rss::of(pid)?;
     let threads = proc_status_field(pid, "Threads:").unwrap_or_default();
 
     // SIGTERM: the runner stops asking for jobs and exits.
@@ -155,9 +158,8 @@ async fn main() -> anyhow::Result<()> {
         summary(&mut create)
     );
     println!(
-        "runner idle RSS: {:.1} MB before the first job, {:.1} MB after {rounds} jobs ({threads} threads)   target ≤ 8 MB",
-        rss_fresh as f64 / 1024.0,
-        rss_after as f64 / 1024.0,
+        "runner idle RSS: {} before the first job, {} after {rounds} jobs ({threads} threads)   target ≤ 8 MB",
+        rss_fresh, rss_after,
     );
     c.stop().await?;
     Ok(())
@@ -361,13 +363,45 @@ fn proc_status_field(pid: u32, field: &str) -> Option<String> {
         .map(|v| v.trim().to_owned())
 }
 
-/// `VmRSS` in KiB.
-fn vm_rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let v = proc_status_field(pid, "VmRSS:").context("no VmRSS for the runner process")?;
-    v.trim_end_matches("kB")
-        .trim()
-        .parse()
-        .with_context(|| format!("unexpected VmRSS {v:?}"))
+/// A process's resident memory from `/proc/<pid>/status`, in KiB.
+struct Rss {
+    total: u64,
+    anon: u64,
+    file: u64,
+}
+
+impl Rss {
+    fn of(pid: u32) -> anyhow::Result<Rss> {
+        let kib = |field: &str| -> anyhow::Result<u64> {
+            let v = proc_status_field(pid, field)
+                .with_context(|| format!("no {field} for the runner process"))?;
+            v.trim_end_matches("kB")
+                .trim()
+                .parse()
+                .with_context(|| format!("unexpected {field} {v:?}"))
+        };
+        Ok(Rss {
+            total: kib("VmRSS:")?,
+            anon: kib("RssAnon:")?,
+            file: kib("RssFile:")?,
+        })
+    }
+}
+
+impl std::fmt::Display for Rss {
+    /// `8.2 MB (anonymous 0.4 MB, file-backed 7.8 MB)`: file-backed pages
+    /// are the executable's and the C libraries' code and data the process
+    /// has touched (clean, shared with other processes mapping them).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mb = |kib: u64| kib as f64 / 1024.0;
+        write!(
+            f,
+            "{:.1} MB (anonymous {:.1} MB, file-backed {:.1} MB)",
+            mb(self.total),
+            mb(self.anon),
+            mb(self.file)
+        )
+    }
 }
 
 fn ms(d: Duration) -> f64 {
