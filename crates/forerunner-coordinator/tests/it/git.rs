@@ -1089,8 +1089,9 @@ async fn upload_pack_run_directly_answers_byte_for_byte_as_http_backend() {
     let app: Router = git_http(&fixture).router();
     let good = basic(&format!("gitlab-ci-token:{GOOD_TOKEN}"));
     let ls_refs = ls_refs_request();
-    // (method, path, query, Git-Protocol, body)
-    let cases: [(&str, &str, &str, Option<&str>, &[u8]); 4] = [
+    /// (method, path, query, Git-Protocol, body)
+    type Case<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, &'a [u8]);
+    let cases: [Case<'_>; 4] = [
         ("GET", "info/refs", "service=git-upload-pack", None, b""),
         (
             "GET",
