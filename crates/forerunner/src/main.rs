@@ -16,7 +16,11 @@ struct Cli {
     command: Command,
 }
 
+/// Each subcommand's arguments are defined only when it runs (`defer`): a
+/// runner does not build `serve`'s or `register`'s options, and does not
+/// touch their code.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 enum Command {
     /// Run the coordinator: a GitLab-compatible server for runners.
     Serve(forerunner_coordinator::cli::ServeArgs),
@@ -56,5 +60,36 @@ fn main() -> ExitCode {
             eprintln!("forerunner: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    /// A deferred subcommand gets its `Args` (and their doc comment as its
+    /// about) when it runs, after the variant's doc comment: both must say
+    /// the same, or `forerunner X --help` would not match the command list.
+    #[test]
+    fn deferred_subcommands_keep_the_about_of_the_command_list() {
+        let cmd = super::Cli::command();
+        let about = |c: &clap::Command| c.get_about().map(ToString::to_string);
+        let listed: Vec<(String, Option<String>)> = cmd
+            .get_subcommands()
+            .map(|s| (s.get_name().to_owned(), about(s)))
+            .collect();
+        assert!(listed.len() >= 10, "{listed:?}");
+        let mut built = cmd;
+        built.build();
+        for (name, listed_about) in listed {
+            let sub = built.find_subcommand(&name).expect("subcommand");
+            assert_eq!(about(sub), listed_about, "about of `{name}`");
+            assert!(listed_about.is_some(), "`{name}` has no about");
+        }
+        // Once built, a deferred subcommand has its arguments.
+        let run = built.find_subcommand("run").expect("run");
+        assert!(run
+            .get_arguments()
+            .any(|a| a.get_id() == "working_directory"));
     }
 }
