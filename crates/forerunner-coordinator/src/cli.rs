@@ -26,7 +26,7 @@ use crate::startup::{shutdown_signal, Application};
 use crate::store::Store;
 use crate::telemetry;
 
-/// Arguments of `forerunner serve`.
+/// Run the coordinator: a GitLab-compatible server for runners.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// Address to listen on (`host:port`; port 0 picks a free port).
@@ -37,7 +37,7 @@ pub struct ServeArgs {
     pub data_dir: PathBuf,
 }
 
-/// Arguments of `forerunner admin`.
+/// Administer a coordinator's data directory (users, tokens, groups, projects).
 #[derive(Debug, clap::Args)]
 pub struct AdminArgs {
     /// Data directory of the coordinator to administer.

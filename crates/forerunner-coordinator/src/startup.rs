@@ -6,6 +6,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use anyhow::Context as _;
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -100,8 +101,16 @@ impl Application {
             stopping.cancel();
         };
         tracing::info!(address = %self.local_addr, "listening on http://{}", self.local_addr);
+        // TCP_NODELAY: streamed bodies (git smart HTTP, artifacts) end with
+        // a small write that Nagle's algorithm would hold back until the
+        // client's delayed ACK (~40 ms on Linux), once per request.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %err, "failed to set TCP_NODELAY");
+            }
+        });
         axum::serve(
-            self.listener,
+            listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)

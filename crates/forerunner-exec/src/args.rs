@@ -23,7 +23,7 @@ Examples:
   forerunner exec --list --ref v1.2.0   show the jobs a tag pipeline would have
   forerunner exec deploy --variable ENV=staging   run the manual job `deploy`";
 
-/// `forerunner exec [JOB…] [OPTIONS]`.
+/// Run this repository's .gitlab-ci.yml here, through an embedded coordinator and runner.
 #[derive(Debug, Clone, clap::Args)]
 #[command(after_long_help = EXIT_STATUS_HELP)]
 pub struct ExecArgs {

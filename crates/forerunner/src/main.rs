@@ -16,7 +16,11 @@ struct Cli {
     command: Command,
 }
 
+/// Each subcommand's arguments are defined only when it runs (`defer`): a
+/// runner does not build `serve`'s or `register`'s options, and does not
+/// touch their code.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 enum Command {
     /// Run the coordinator: a GitLab-compatible server for runners.
     Serve(forerunner_coordinator::cli::ServeArgs),
@@ -30,10 +34,17 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // The coordinator serves many clients at once: a worker per core (exec
+    // embeds a coordinator and a runner in one process). The runner's commands wait on the network and on job processes (CPU work
+    // such as zipping goes to the blocking pool), so one thread runs them:
+    // no idle worker threads with their stacks and malloc arenas.
+    let mut builder = match cli.command {
+        Command::Serve(_) | Command::Admin(_) | Command::Exec(_) => {
+            tokio::runtime::Builder::new_multi_thread()
+        }
+        Command::Runner(_) => tokio::runtime::Builder::new_current_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("forerunner: failed to start the async runtime: {err}");
@@ -54,5 +65,36 @@ fn main() -> ExitCode {
             eprintln!("forerunner: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    /// A deferred subcommand gets its `Args` (and their doc comment as its
+    /// about) when it runs, after the variant's doc comment: both must say
+    /// the same, or `forerunner X --help` would not match the command list.
+    #[test]
+    fn deferred_subcommands_keep_the_about_of_the_command_list() {
+        let cmd = super::Cli::command();
+        let about = |c: &clap::Command| c.get_about().map(ToString::to_string);
+        let listed: Vec<(String, Option<String>)> = cmd
+            .get_subcommands()
+            .map(|s| (s.get_name().to_owned(), about(s)))
+            .collect();
+        assert!(listed.len() >= 10, "{listed:?}");
+        let mut built = cmd;
+        built.build();
+        for (name, listed_about) in listed {
+            let sub = built.find_subcommand(&name).expect("subcommand");
+            assert_eq!(about(sub), listed_about, "about of `{name}`");
+            assert!(listed_about.is_some(), "`{name}` has no about");
+        }
+        // Once built, a deferred subcommand has its arguments.
+        let run = built.find_subcommand("run").expect("run");
+        assert!(run
+            .get_arguments()
+            .any(|a| a.get_id() == "working_directory"));
     }
 }

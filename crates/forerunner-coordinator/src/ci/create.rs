@@ -167,23 +167,21 @@ impl Ci {
         };
         let is_tag = resolved.kind == RefKind::Tag;
         let protected = !is_tag && resolved.name == project.default_branch;
-        let before_sha = mirror
-            .parent_sha(&sha)
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| ZERO_SHA.to_owned());
-        let commit = match mirror.commit_info(&sha).await {
-            Ok(info) => CommitDetails {
-                message: info.message,
-                author: info.author,
-                timestamp: info.timestamp,
-            },
+        let (commit, before_sha) = match mirror.commit_info(&sha).await {
+            Ok(info) => (
+                CommitDetails {
+                    message: info.message,
+                    author: info.author,
+                    timestamp: info.timestamp,
+                },
+                info.parent,
+            ),
             Err(err) => {
                 tracing::warn!(project_id = project.id, error = %err, "failed to read the commit message");
-                CommitDetails::default()
+                (CommitDetails::default(), None)
             }
         };
+        let before_sha = before_sha.unwrap_or_else(|| ZERO_SHA.to_owned());
         let source_name = if request.source.is_empty() {
             "api".to_owned()
         } else {

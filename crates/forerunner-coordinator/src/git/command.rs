@@ -42,7 +42,14 @@ impl Git {
     /// Stdin is null and stdout/stderr are piped; the process is killed if
     /// the future waiting on it is dropped (e.g. on a timeout).
     pub(crate) fn command(&self, git_dir: Option<&Path>) -> Command {
-        let mut command = Command::new(&self.program);
+        self.command_for(&self.program, git_dir)
+    }
+
+    /// Like [`Git::command`], but runs `program` (one of git's own helper
+    /// programs, e.g. `<exec-path>/git-http-backend`) with git's
+    /// environment.
+    pub(crate) fn command_for(&self, program: &OsStr, git_dir: Option<&Path>) -> Command {
+        let mut command = Command::new(program);
         // Credentials come from the URL or not at all: a server must not wait
         // on a terminal or an askpass dialog.
         command
@@ -63,6 +70,15 @@ impl Git {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         command
+    }
+
+    /// Where git keeps its helper programs (`git --exec-path`), if git
+    /// answers.
+    pub(crate) async fn exec_path(&self) -> Option<PathBuf> {
+        let output = self.run(None, &["--exec-path"], None).await.ok()?;
+        let path = String::from_utf8(output.stdout).ok()?;
+        let path = path.trim();
+        (output.status.success() && !path.is_empty()).then(|| PathBuf::from(path))
     }
 
     /// Runs `git <args>` (in `git_dir` when given), feeding `stdin` when

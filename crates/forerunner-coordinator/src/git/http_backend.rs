@@ -11,11 +11,18 @@
 //! bodies included; http-backend inflates them) and streams its output back
 //! as the response, translating the CGI `Status:` and other headers.
 //!
+//! The common requests skip http-backend: `info/refs` and an uncompressed
+//! `git-upload-pack` POST run `git upload-pack` directly, with the arguments,
+//! headers and `# service=` preamble http-backend would use. http-backend
+//! itself only starts `git upload-pack`, so this saves one process start
+//! per request (three per fetch); anything else (a gzip body, an unexpected
+//! content type) still goes through http-backend and gets its answers.
+//!
 //! Pushing (`git-receive-pack`) is always refused with `403`, and the dumb
 //! HTTP protocol is not offered. This module does not decide who may read
 //! which project (that is the [`Authorizer`]'s job), nor does it sync the
 //! mirrors it serves ([`crate::git::mirror`] does).
-use std::{net::SocketAddr, process::Stdio, sync::Arc};
+use std::{net::SocketAddr, path::PathBuf, process::Stdio, sync::Arc};
 
 use async_trait::async_trait;
 use axum::{
@@ -128,6 +135,10 @@ pub struct GitHttp {
     /// Bounds the number of `git http-backend` processes, if set; a permit
     /// is held until the process exits.
     backends: Option<Arc<tokio::sync::Semaphore>>,
+    /// `<exec-path>/git-http-backend`, found on first use, or `None` to run
+    /// it as `git http-backend`. Running it directly saves the `git`
+    /// wrapper's own exec on every request (three per fetch).
+    program: Arc<tokio::sync::OnceCell<Option<PathBuf>>>,
 }
 
 impl std::fmt::Debug for GitHttp {
@@ -179,6 +190,7 @@ impl GitHttp {
             mirrors,
             authorizer,
             backends: None,
+            program: Arc::default(),
         }
     }
 
@@ -279,18 +291,37 @@ impl GitHttp {
             );
         }
 
-        let cgi = Cgi {
-            method: parts.method.as_str(),
-            path_info: format!("/{project}.git/{}", endpoint.suffix()),
-            query,
-            headers: &parts.headers,
-            remote_user: credentials.username(),
-            remote_addr: parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(addr)| addr.ip().to_string()),
+        let path_info = format!("/{project}.git/{}", endpoint.suffix());
+        let header = |name: HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let direct = match endpoint {
+            Endpoint::InfoRefs => true,
+            Endpoint::UploadPack => {
+                header(header::CONTENT_TYPE) == Some("application/x-git-upload-pack-request")
+                    && header(header::CONTENT_ENCODING).is_none()
+            }
+            Endpoint::ReceivePack => false,
         };
-        match self.run_backend(cgi, body).await {
+        let run = if direct {
+            Run::UploadPack {
+                repository,
+                advertise: endpoint == Endpoint::InfoRefs,
+                protocol: header(HeaderName::from_static("git-protocol")).map(str::to_owned),
+                path_info,
+            }
+        } else {
+            Run::Cgi(Cgi {
+                method: parts.method.as_str(),
+                path_info,
+                query,
+                headers: &parts.headers,
+                remote_user: credentials.username(),
+                remote_addr: parts
+                    .extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|ConnectInfo(addr)| addr.ip().to_string()),
+            })
+        };
+        match self.run_backend(run, body).await {
             Ok(response) => response,
             Err(err) => {
                 tracing::error!(project, error = %err, "git http-backend failed");
@@ -299,16 +330,57 @@ impl GitHttp {
         }
     }
 
-    /// Runs `git http-backend` for one request and turns its output into
-    /// the response.
-    async fn run_backend(&self, cgi: Cgi<'_>, body: Body) -> Result<Response, BackendError> {
+    /// Runs `git http-backend` (or `git upload-pack` directly) for one
+    /// request and turns its output into the response.
+    async fn run_backend(&self, run: Run<'_>, body: Body) -> Result<Response, BackendError> {
         let git: &Git = self.mirrors.git();
-        let mut command = git.command(None);
-        command.arg("http-backend");
-        for (key, value) in cgi.environment(self.mirrors.root().as_os_str()) {
-            command.env(key, value);
-        }
-        let has_body = cgi.method == "POST";
+        let (mut command, has_body, path_info) = match &run {
+            Run::Cgi(cgi) => {
+                let program = self
+                    .program
+                    .get_or_init(|| async {
+                        let path = git.exec_path().await?.join("git-http-backend");
+                        tokio::fs::try_exists(&path)
+                            .await
+                            .unwrap_or(false)
+                            .then_some(path)
+                    })
+                    .await;
+                let mut command = match program {
+                    Some(program) => git.command_for(program.as_os_str(), None),
+                    None => {
+                        let mut command = git.command(None);
+                        command.arg("http-backend");
+                        command
+                    }
+                };
+                for (key, value) in cgi.environment(self.mirrors.root().as_os_str()) {
+                    command.env(key, value);
+                }
+                (command, cgi.method == "POST", cgi.path_info.clone())
+            }
+            Run::UploadPack {
+                repository,
+                advertise,
+                protocol,
+                path_info,
+            } => {
+                // What http-backend runs (`git upload-pack
+                // --http-backend-info-refs .` or `--stateless-rpc .` in the
+                // repository), with the same GIT_PROTOCOL.
+                let mut command = git.command(None);
+                command.arg("upload-pack").arg(if *advertise {
+                    "--http-backend-info-refs"
+                } else {
+                    "--stateless-rpc"
+                });
+                command.arg(repository);
+                if let Some(protocol) = protocol {
+                    command.env("GIT_PROTOCOL", protocol);
+                }
+                (command, !*advertise, path_info.clone())
+            }
+        };
         if has_body {
             command.stdin(Stdio::piped());
         }
@@ -345,7 +417,6 @@ impl GitHttp {
                 // Dropping stdin closes it: the end of the request body.
             });
         }
-        let path_info = cgi.path_info.clone();
         tokio::spawn(async move {
             // Holds the concurrency slot until http-backend has exited.
             let _permit = permit;
@@ -372,13 +443,65 @@ impl GitHttp {
             }
         });
 
-        let mut stdout = BufReader::new(stdout);
-        let (status, headers) = read_cgi_headers(&mut stdout).await?;
-        let mut response = Response::new(Body::from_stream(read_stream(stdout)));
-        *response.status_mut() = status;
-        response.headers_mut().extend(headers);
+        let Run::UploadPack {
+            advertise,
+            protocol,
+            ..
+        } = run
+        else {
+            let mut stdout = BufReader::new(stdout);
+            let (status, headers) = read_cgi_headers(&mut stdout).await?;
+            let mut response = Response::new(Body::from_stream(read_stream(stdout)));
+            *response.status_mut() = status;
+            response.headers_mut().extend(headers);
+            return Ok(response);
+        };
+        // http-backend's answer: its no-cache headers, the content type, and
+        // for a protocol v0/v1 advertisement the `# service=` packet first.
+        let v2 = protocol
+            .as_deref()
+            .is_some_and(|p| p.split(':').any(|kv| kv == "version=2"));
+        let preamble = (advertise && !v2)
+            .then(|| Ok(Bytes::from_static(b"001e# service=git-upload-pack\n0000")));
+        let stream = futures::stream::iter(preamble).chain(read_stream(stdout));
+        let mut response = Response::new(Body::from_stream(stream));
+        let headers = response.headers_mut();
+        headers.insert(
+            header::EXPIRES,
+            HeaderValue::from_static("Fri, 01 Jan 1980 00:00:00 GMT"),
+        );
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache, max-age=0, must-revalidate"),
+        );
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(if advertise {
+                "application/x-git-upload-pack-advertisement"
+            } else {
+                "application/x-git-upload-pack-result"
+            }),
+        );
         Ok(response)
     }
+}
+
+/// How one request is answered.
+enum Run<'a> {
+    /// `git http-backend` with the CGI environment.
+    Cgi(Cgi<'a>),
+    /// `git upload-pack` directly, as http-backend would run it.
+    UploadPack {
+        /// The bare repository.
+        repository: PathBuf,
+        /// `info/refs` (the advertisement) rather than a POST.
+        advertise: bool,
+        /// The `Git-Protocol` header (`version=2`).
+        protocol: Option<String>,
+        /// For log lines.
+        path_info: String,
+    },
 }
 
 /// The request facts `git http-backend` receives as CGI variables.
@@ -438,7 +561,7 @@ impl Cgi<'_> {
 #[derive(Debug, thiserror::Error)]
 enum BackendError {
     #[error(
-        "failed to start `git http-backend`: {0} (install git, including its http-backend program)"
+        "failed to start `git http-backend` or `git upload-pack`: {0} (install git, including its http-backend program)"
     )]
     Spawn(#[source] std::io::Error),
     #[error("git http-backend was started without its pipes")]

@@ -52,7 +52,7 @@ pub struct Mirrors {
     sync_timeout: Duration,
     /// One lock per project path, created on first use. A `std` mutex: it is
     /// held only to look up or insert an entry, never across an `.await`.
-    locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<SyncState>>>>>,
 }
 
 impl fmt::Debug for Mirrors {
@@ -126,6 +126,7 @@ impl Mirrors {
             git: self.git.clone(),
             sync_timeout: self.sync_timeout,
             lock,
+            verified: Arc::default(),
         })
     }
 
@@ -230,6 +231,8 @@ pub struct CommitInfo {
     pub timestamp: String,
     /// The full message.
     pub message: String,
+    /// The first parent, `None` for a root commit.
+    pub parent: Option<String>,
 }
 
 /// What a sync changed.
@@ -263,6 +266,16 @@ impl RefUpdate {
     }
 }
 
+/// What this process knows about a mirror between syncs, kept under its
+/// sync lock.
+#[derive(Debug, Default)]
+struct SyncState {
+    /// The URL `remote.origin.url` was set to by this process, so that an
+    /// unchanged `import_url` does not rewrite the mirror's config on every
+    /// sync.
+    origin_url: Option<String>,
+}
+
 /// The mirror of one project's repository. Obtained from [`Mirrors::project`].
 #[derive(Clone)]
 pub struct RepoMirror {
@@ -272,7 +285,11 @@ pub struct RepoMirror {
     sync_timeout: Duration,
     /// Serialises syncs of this repository. An async mutex: it is held across
     /// the `git clone`/`git fetch` awaits.
-    lock: Arc<tokio::sync::Mutex<()>>,
+    lock: Arc<tokio::sync::Mutex<SyncState>>,
+    /// Commits this handle has verified (name as asked → full sha), so that
+    /// the reads of one pipeline creation ask git once, not once per read.
+    /// Per handle: [`Mirrors::project`] hands out a fresh one each time.
+    verified: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl fmt::Debug for RepoMirror {
@@ -328,7 +345,7 @@ impl RepoMirror {
     }
 
     async fn sync_locked(&self, source: ImportSource) -> Result<SyncReport, GitError> {
-        let _guard = self.lock.lock().await;
+        let mut state = self.lock.lock().await;
         let created = !self.exists().await;
         let before = if created {
             BTreeMap::new()
@@ -337,8 +354,9 @@ impl RepoMirror {
         };
         if created {
             self.clone_from(&source).await?;
+            state.origin_url = Some(source.url.clone());
         } else {
-            self.fetch_from(&source).await?;
+            self.fetch_from(&source, &mut state).await?;
         }
         let after = self.ref_map().await?;
         let mut updates = Vec::new();
@@ -425,43 +443,61 @@ impl RepoMirror {
             })
     }
 
-    async fn fetch_from(&self, source: &ImportSource) -> Result<(), GitError> {
+    async fn fetch_from(
+        &self,
+        source: &ImportSource,
+        state: &mut SyncState,
+    ) -> Result<(), GitError> {
         // `import_url` may have changed since the last sync.
-        self.git
-            .run_ok(
-                &self.dir,
-                &["config", "remote.origin.url", source.url.as_str()],
-                None,
-            )
-            .await?;
+        if state.origin_url.as_deref() != Some(source.url.as_str()) {
+            self.git
+                .run_ok(
+                    &self.dir,
+                    &["config", "remote.origin.url", source.url.as_str()],
+                    None,
+                )
+                .await?;
+            state.origin_url = Some(source.url.clone());
+        }
         let mut command = self.remote_command(Some(&self.dir), source);
         command.args(["fetch", "--prune", "--quiet", "origin"]);
-        self.fetch_command(command, source).await?;
-        self.follow_remote_head(source).await;
+        // The remote's HEAD is read while the fetch runs: both only read the
+        // source.
+        let (fetched, remote_head) = tokio::join!(
+            self.fetch_command(command, source),
+            self.remote_head(source)
+        );
+        fetched?;
+        if let Some(target) = remote_head {
+            self.follow_remote_head(&target).await;
+        }
         Ok(())
     }
 
-    /// Points `HEAD` at the remote's default branch if that changed since
-    /// the mirror was created (`git fetch` does not). Failures are logged
-    /// and ignored: the mirror itself is up to date.
-    async fn follow_remote_head(&self, source: &ImportSource) {
+    /// The branch the remote's `HEAD` points at (`refs/heads/…`), if it
+    /// says.
+    async fn remote_head(&self, source: &ImportSource) -> Option<String> {
         let mut command = self.remote_command(Some(&self.dir), source);
         command.args(["ls-remote", "--symref", "origin", "HEAD"]);
         let output = match tokio::time::timeout(self.sync_timeout, command.output()).await {
             Ok(Ok(output)) if output.status.success() => output,
             Ok(Ok(output)) => {
                 tracing::debug!(project = %self.project, stderr = %stderr_text(&output), "could not read the remote HEAD");
-                return;
+                return None;
             }
-            _ => return,
+            _ => return None,
         };
         let listing = String::from_utf8_lossy(&output.stdout);
-        let Some(target) = listing.lines().find_map(|line| {
+        listing.lines().find_map(|line| {
             let (symref, name) = line.strip_prefix("ref: ")?.split_once('\t')?;
-            (name == "HEAD" && symref.starts_with("refs/heads/")).then_some(symref)
-        }) else {
-            return;
-        };
+            (name == "HEAD" && symref.starts_with("refs/heads/")).then(|| symref.to_owned())
+        })
+    }
+
+    /// Points `HEAD` at `target`, the remote's default branch, if that
+    /// changed since the mirror was created (`git fetch` does not).
+    /// Failures are logged and ignored: the mirror itself is up to date.
+    async fn follow_remote_head(&self, target: &str) {
         let current = self.default_branch().await.ok().flatten();
         if current.as_deref() == target.strip_prefix("refs/heads/") {
             return;
@@ -525,7 +561,8 @@ impl RepoMirror {
     /// running sync to finish first. Deleting a missing mirror is not an
     /// error.
     pub async fn remove(&self) -> Result<(), GitError> {
-        let _guard = self.lock.lock().await;
+        let mut state = self.lock.lock().await;
+        state.origin_url = None;
         remove_dir_if_present(&self.dir).await
     }
 
@@ -667,7 +704,16 @@ impl RepoMirror {
         if !looks_like_sha(sha) {
             return Err(not_found());
         }
-        self.peel_to_commit(sha).await?.ok_or_else(not_found)
+        let known = |verified: &mut HashMap<String, String>| verified.get(sha).cloned();
+        if let Some(full) = known(&mut self.verified.lock().unwrap_or_else(|p| p.into_inner())) {
+            return Ok(full);
+        }
+        let full = self.peel_to_commit(sha).await?.ok_or_else(not_found)?;
+        self.verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(sha.to_owned(), full.clone());
+        Ok(full)
     }
 
     /// The content of the file at `path` in commit `sha`, or `None` if the
@@ -770,22 +816,30 @@ impl RepoMirror {
             .map(str::to_owned))
     }
 
-    /// What `CI_COMMIT_*` variables tell about commit `sha`.
+    /// What `CI_COMMIT_*` variables tell about commit `sha`, and its first
+    /// parent (one git process for both).
     pub async fn commit_info(&self, sha: &str) -> Result<CommitInfo, GitError> {
         let commit = self.commit(sha).await?;
         let args = [
             "log",
             "-1",
-            "--format=%an <%ae>%x00%cI%x00%B",
+            "--format=%P%x00%an <%ae>%x00%cI%x00%B",
             commit.as_str(),
         ];
         let out = self.git.run_ok(&self.dir, &args, None).await?;
         let text = String::from_utf8_lossy(&out);
-        let mut parts = text.splitn(3, '\0');
+        let mut parts = text.splitn(4, '\0');
+        let parent = parts
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .next()
+            .map(str::to_owned);
         Ok(CommitInfo {
             author: parts.next().unwrap_or_default().to_owned(),
             timestamp: parts.next().unwrap_or_default().to_owned(),
             message: parts.next().unwrap_or_default().trim_end().to_owned(),
+            parent,
         })
     }
 

@@ -416,6 +416,26 @@ async fn list_files_changed_files_and_parent_sha() {
         Some(&*fixture.c1)
     );
     assert_eq!(mirror.parent_sha(&fixture.c1).await.unwrap(), None);
+
+    // commit_info reads the parent in the same git run.
+    let info = mirror.commit_info(&fixture.c3).await.unwrap();
+    assert_eq!(info.parent.as_deref(), Some(&*fixture.c2));
+    assert_eq!(info.author, "Forerunner Test <test@forerunner.invalid>");
+    assert!(!info.message.is_empty() && !info.timestamp.is_empty());
+    assert_eq!(mirror.commit_info(&fixture.c1).await.unwrap().parent, None);
+    // An abbreviated sha is verified once, then remembered; an unknown one
+    // is still an error.
+    let short = &fixture.c2[..10];
+    assert_eq!(
+        mirror.parent_sha(short).await.unwrap().as_deref(),
+        Some(&*fixture.c1)
+    );
+    assert_eq!(
+        mirror.commit_info(short).await.unwrap().parent.as_deref(),
+        Some(&*fixture.c1)
+    );
+    let err = mirror.commit_info(&"3".repeat(40)).await.unwrap_err();
+    assert!(matches!(err, GitError::CommitNotFound { .. }), "{err:?}");
 }
 
 #[tokio::test]
@@ -487,6 +507,16 @@ async fn sync_follows_a_changed_import_url_given_as_file_url() {
         .updates
         .contains(&update(RefKind::Branch, "feature", Some(&fixture.c3), None)));
     assert_eq!(mirror.resolve_ref("main").await.unwrap().sha, other_sha);
+    assert_eq!(git(mirror.path(), &["config", "remote.origin.url"]), url);
+
+    // An unchanged URL leaves the config alone; going back is followed too.
+    mirror.sync(&url).await.unwrap();
+    mirror.sync(&fixture.import_url()).await.unwrap();
+    assert_eq!(mirror.resolve_ref("main").await.unwrap().sha, fixture.c2);
+    assert_eq!(
+        git(mirror.path(), &["config", "remote.origin.url"]),
+        fixture.import_url()
+    );
 }
 
 #[tokio::test]
@@ -1007,6 +1037,140 @@ async fn upload_pack_accepts_protocol_v2_gzip_and_chunked_request_bodies() {
         assert!(body.contains("refs/heads/feature"), "{case:?}: {body}");
         assert!(!body.contains("refs/tags/"), "{case:?}: {body}");
         assert!(body.ends_with("0000"), "{case:?}: {body}");
+    }
+}
+
+/// Runs `git http-backend` by hand for one request: (headers, body).
+fn http_backend_by_hand(
+    fixture: &Fixture,
+    method: &str,
+    path_info: &str,
+    query: &str,
+    protocol: Option<&str>,
+    body: &[u8],
+) -> (Vec<(String, String)>, Vec<u8>) {
+    use std::io::Write as _;
+    let mut command = Command::new("git");
+    command
+        .envs(GIT_ENV)
+        .arg("http-backend")
+        .env("GIT_PROJECT_ROOT", fixture.mirrors.root())
+        .env("GIT_HTTP_EXPORT_ALL", "1")
+        .env("REQUEST_METHOD", method)
+        .env("PATH_INFO", path_info)
+        .env("QUERY_STRING", query)
+        .env("REMOTE_USER", "gitlab-ci-token")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    if method == "POST" {
+        command
+            .env("CONTENT_TYPE", "application/x-git-upload-pack-request")
+            .env("CONTENT_LENGTH", body.len().to_string());
+    }
+    if let Some(protocol) = protocol {
+        command.env("GIT_PROTOCOL", protocol);
+    }
+    let mut child = command.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(body).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let out = output.stdout;
+    let end = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let headers = String::from_utf8_lossy(&out[..end])
+        .lines()
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
+        .collect();
+    (headers, out[end + 4..].to_vec())
+}
+
+#[tokio::test]
+async fn upload_pack_run_directly_answers_byte_for_byte_as_http_backend() {
+    let fixture = Fixture::synced().await;
+    let app: Router = git_http(&fixture).router();
+    let good = basic(&format!("gitlab-ci-token:{GOOD_TOKEN}"));
+    let ls_refs = ls_refs_request();
+    /// (method, path, query, Git-Protocol, body)
+    type Case<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, &'a [u8]);
+    let cases: [Case<'_>; 4] = [
+        ("GET", "info/refs", "service=git-upload-pack", None, b""),
+        (
+            "GET",
+            "info/refs",
+            "service=git-upload-pack",
+            Some("version=1"),
+            b"",
+        ),
+        (
+            "GET",
+            "info/refs",
+            "service=git-upload-pack",
+            Some("version=2"),
+            b"",
+        ),
+        ("POST", "git-upload-pack", "", Some("version=2"), &ls_refs),
+    ];
+    for (method, path, query, protocol, body) in cases {
+        let case = (method, path, protocol);
+        let uri = if query.is_empty() {
+            format!("/{PROJECT}.git/{path}")
+        } else {
+            format!("/{PROJECT}.git/{path}?{query}")
+        };
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, &good);
+        if method == "POST" {
+            request = request
+                .header(
+                    header::CONTENT_TYPE,
+                    "application/x-git-upload-pack-request",
+                )
+                .header(header::CONTENT_LENGTH, body.len());
+        }
+        if let Some(protocol) = protocol {
+            request = request.header("Git-Protocol", protocol);
+        }
+        let response = app
+            .clone()
+            .oneshot(request.body(Body::from(body.to_vec())).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{case:?}");
+        let got_headers: Vec<(String, String)> =
+            ["content-type", "cache-control", "pragma", "expires"]
+                .iter()
+                .map(|h| {
+                    let v = response
+                        .headers()
+                        .get(*h)
+                        .map(|v| v.to_str().unwrap().to_owned());
+                    (h.to_string(), v.unwrap_or_default())
+                })
+                .collect();
+        let got = body_bytes(response).await;
+
+        let (headers, expected) = http_backend_by_hand(
+            &fixture,
+            method,
+            &format!("/{PROJECT}.git/{path}"),
+            query,
+            protocol,
+            body,
+        );
+        for (name, value) in &got_headers {
+            let want = headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or_default();
+            assert_eq!(value, want, "{case:?}: header {name}");
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&expected),
+            "{case:?}"
+        );
     }
 }
 

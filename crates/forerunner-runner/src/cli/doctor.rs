@@ -33,7 +33,7 @@ use crate::rotation::token_reset_at;
 /// Tokens expiring within this window are reported.
 const EXPIRY_WARNING: Duration = Duration::days(7);
 
-/// Arguments of `doctor`.
+/// Find stale, duplicate and broken entries in config.toml, with the command that fixes each.
 #[derive(Debug, clap::Args)]
 pub struct DoctorArgs {
     #[command(flatten)]

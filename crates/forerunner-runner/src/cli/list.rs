@@ -12,7 +12,7 @@ use crate::cli::ConfigArg;
 use crate::config::Config;
 use crate::log::Logger;
 
-/// Arguments of `list`.
+/// List the runners in config.toml (on stderr, as gitlab-runner does).
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
     #[command(flatten)]

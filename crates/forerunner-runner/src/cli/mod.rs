@@ -26,7 +26,9 @@ use forerunner_protocol::tokens::short_token;
 use crate::config::{canonical_server_url, Config, ConfigDocument, RunnerConfig};
 
 /// The runner's subcommands, flattened into `forerunner`'s command list.
+/// Their arguments are defined only for the subcommand that runs (`defer`).
 #[derive(Debug, clap::Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Register a runner with GitLab and save it in config.toml.
     Register(Box<register::RegisterArgs>),

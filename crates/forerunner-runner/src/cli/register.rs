@@ -38,7 +38,7 @@ const EXECUTORS: &[&str] = &["custom", "shell", "docker"];
 
 const DEPRECATION: &str = "Support for registration tokens and runner parameters in the 'register' command has been deprecated in GitLab Runner 15.6 and will be replaced with support for authentication tokens. For more information, see https://docs.gitlab.com/ci/runners/new_creation_workflow/";
 
-/// Arguments of `register`.
+/// Register a runner with GitLab and save it in config.toml.
 #[derive(Debug, clap::Args)]
 pub struct RegisterArgs {
     #[command(flatten)]

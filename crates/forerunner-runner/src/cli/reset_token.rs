@@ -14,7 +14,7 @@ use crate::client::Client;
 use crate::log::Logger;
 use chrono::{Timelike, Utc};
 
-/// Arguments of `reset-token`.
+/// Reset runner authentication tokens and save the new ones in config.toml.
 #[derive(Debug, clap::Args)]
 pub struct ResetTokenArgs {
     #[command(flatten)]

@@ -16,7 +16,7 @@ use crate::cli::ConfigArg;
 use crate::log::Logger;
 use crate::run::{ConfigSource, RunOptions};
 
-/// `forerunner run`.
+/// Run the jobs of every runner in config.toml until stopped.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     #[command(flatten)]

@@ -20,7 +20,7 @@ use crate::config::{Config, RunnerConfig};
 use crate::log::Logger;
 use crate::run::{ConfigSource, RunOptions};
 
-/// `forerunner run-single`.
+/// Run jobs for one runner given by flags, without a config file.
 #[derive(Debug, clap::Args)]
 pub struct RunSingleArgs {
     /// GitLab URL

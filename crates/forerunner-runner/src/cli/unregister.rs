@@ -17,7 +17,7 @@ use crate::cli::{load_existing, load_system_id, same_credentials, save, short, C
 use crate::client::Client;
 use crate::log::Logger;
 
-/// Arguments of `unregister`.
+/// Unregister runners from GitLab and remove them from config.toml.
 #[derive(Debug, clap::Args)]
 pub struct UnregisterArgs {
     #[command(flatten)]

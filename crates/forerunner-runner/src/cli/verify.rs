@@ -17,7 +17,7 @@ use crate::client::{runner_info, ApiError, Client};
 use crate::config::RunnerConfig;
 use crate::log::Logger;
 
-/// Arguments of `verify`.
+/// Check that the servers still know the runners in config.toml.
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
     #[command(flatten)]

@@ -958,64 +958,6 @@ async fn a_silent_job_checks_in_at_the_trace_update_interval() {
         .starts_with("crc32:"));
 }
 
-/// Not a test: figures for the targets (pickup latency, no-op job
-/// end to end with a local git fetch, idle RSS), against the fake
-/// coordinator with long polling. Runs only with `FORERUNNER_BENCH=1`;
-/// prints its figures (`cargo test … benchmark -- --nocapture`).
-#[tokio::test(flavor = "multi_thread")]
-async fn benchmark_pickup_noop_job_and_idle_rss() {
-    if std::env::var_os("FORERUNNER_BENCH").is_none() {
-        return;
-    }
-    let rounds: i64 = std::env::var("FORERUNNER_BENCH_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
-    let fake = FakeCoordinator::start().await;
-    let (_repo, url, sha) = repo();
-    fake.hold_job_requests(Duration::from_secs(30));
-    let setup = Setup::new(&fake.url, "concurrent = 1\ncheck_interval = 1");
-    let mut runner = setup.run(&[]);
-    // Idle: wait for the first held request, then read the RSS.
-    assert!(
-        fake.wait_for(Duration::from_secs(10), |f| f.job_requests().len() >= 2)
-            .await
-    );
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let pid = runner.pid().unwrap();
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let rss = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .unwrap_or("VmRSS: ?")
-        .to_owned();
-    let mut pickup = Vec::new();
-    let mut noop = Vec::new();
-    for id in 1..=rounds {
-        // Let the runner get back into a held request.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let pushed = Instant::now();
-        fake.push_job(job(id, &url, &sha, &["true"]));
-        let done = fake.wait_final(id, Duration::from_secs(60)).await.unwrap();
-        assert_eq!(done.final_update().unwrap()["state"], "success");
-        pickup.push(done.handed_out.duration_since(pushed));
-        noop.push(done.finished.unwrap().duration_since(pushed));
-    }
-    let pct = |v: &mut Vec<Duration>, p: f64| {
-        v.sort();
-        v[((v.len() as f64 - 1.0) * p).round() as usize]
-    };
-    println!(
-        "BENCH rounds={rounds} pickup p50={:?} p95={:?} | no-op job p50={:?} p95={:?} | idle {rss}",
-        pct(&mut pickup, 0.5),
-        pct(&mut pickup, 0.95),
-        pct(&mut noop, 0.5),
-        pct(&mut noop, 0.95),
-    );
-    runner.signal("TERM");
-    assert!(runner.wait_exit(Duration::from_secs(20)).await.success());
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn run_single_takes_an_entry_from_config_and_run_refuses_concurrent_0() {
     let fake = FakeCoordinator::start().await;

@@ -361,11 +361,6 @@ impl Runner {
         Runner { child, output }
     }
 
-    /// The process id, while it runs.
-    pub(crate) fn pid(&self) -> Option<u32> {
-        self.child.id()
-    }
-
     /// Everything it printed so far (stdout and stderr, line by line).
     pub(crate) fn output(&self) -> String {
         self.output.lock().unwrap().clone()
