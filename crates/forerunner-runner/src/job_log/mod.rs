@@ -12,6 +12,8 @@ pub mod sender;
 
 use std::sync::{Arc, Mutex};
 
+use forerunner_protocol::jobs::JobResponse;
+
 use crate::job_log::buffer::TraceBuffer;
 use crate::job_log::masker::Masker;
 
@@ -56,6 +58,36 @@ impl JobLog {
                 sections,
             })),
         }
+    }
+
+    /// The log of `job`: masks its masked variables, the git credentials
+    /// the runner derives from its job token (`base64("gitlab-ci-token:…")`,
+    /// printed by `set -x` under `CI_DEBUG_TRACE`) and the payload's token
+    /// prefixes; keeps up to `limit` bytes; section markers as the payload
+    /// says.
+    pub fn for_job(job: &JobResponse, limit: usize) -> Self {
+        let mut secrets: Vec<String> = job
+            .variables
+            .iter()
+            .filter(|v| v.masked)
+            .map(|v| v.value.clone())
+            .collect();
+        let job_tokens = job
+            .variables
+            .iter()
+            .filter(|v| v.key == "CI_JOB_TOKEN")
+            .map(|v| v.value.as_str())
+            .chain([job.token.as_str()])
+            .filter(|t| !t.is_empty());
+        let credentials: Vec<String> = job_tokens
+            .map(crate::shells::bash::git_basic_credentials)
+            .collect();
+        secrets.extend(credentials);
+        Self::new(
+            Masker::new(secrets, &job.features.token_mask_prefixes),
+            limit,
+            job.features.trace_sections,
+        )
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {

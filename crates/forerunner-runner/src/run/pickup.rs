@@ -30,7 +30,6 @@ use crate::job::{
     map_failure_reason, run_and_report, JobApi as _, JobOutcome, RunContext, StopSignals,
 };
 use crate::job_api::HttpJobApi;
-use crate::job_log::masker::Masker;
 use crate::job_log::sender::{Signal, TraceSender};
 use crate::job_log::{ansi, JobLog};
 use crate::run::telemetry::{self, EntryLabels};
@@ -109,19 +108,10 @@ impl Pickup {
     }
 
     fn job_log(&self, job: &JobResponse) -> JobLog {
-        let masked = job
-            .variables
-            .iter()
-            .filter(|v| v.masked)
-            .map(|v| v.value.as_str());
         let limit = usize::try_from(self.entry.output_limit_kib())
             .unwrap_or(4096)
             .saturating_mul(1024);
-        JobLog::new(
-            Masker::new(masked, &job.features.token_mask_prefixes),
-            limit,
-            job.features.trace_sections,
-        )
+        JobLog::for_job(job, limit)
     }
 
     async fn acknowledge(&self, job: &JobResponse, api: &HttpJobApi) -> Ack {

@@ -309,13 +309,20 @@ pub fn get_sources(env: &ScriptEnv<'_>, git: &GitSources<'_>) -> String {
 /// `base64("gitlab-ci-token:<token>")`, the token being the value of
 /// `token_var` (the last definition wins, as in the exported variables).
 fn basic_credentials(env: &ScriptEnv<'_>, token_var: &str) -> String {
-    use base64::Engine as _;
     let token = env
         .variables
         .iter()
         .rev()
         .find(|v| v.key == token_var && !v.file)
         .map_or("", |v| v.value.as_str());
+    git_basic_credentials(token)
+}
+
+/// The HTTP Basic credentials git sends for a job token:
+/// `base64("gitlab-ci-token:<token>")`. As secret as the token: the job log
+/// masks it.
+pub fn git_basic_credentials(token: &str) -> String {
+    use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(format!("gitlab-ci-token:{token}"))
 }
 

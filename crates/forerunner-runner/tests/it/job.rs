@@ -109,6 +109,29 @@ async fn masked_value_never_reaches_the_trace_even_one_char_at_a_time() {
 }
 
 #[tokio::test]
+async fn debug_trace_shows_neither_the_job_token_nor_the_git_credentials_made_from_it() {
+    // CI_DEBUG_TRACE runs the scripts under `set -x`: the git command line
+    // with its `Authorization: Basic base64(gitlab-ci-token:<token>)`
+    // header is printed.
+    let (repo, sha) = repo();
+    let mut j = job(repo.path(), &sha, &["echo \"token: $CI_JOB_TOKEN\""], &[]);
+    j.variables.push(forerunner_protocol::jobs::JobVariable {
+        key: "CI_DEBUG_TRACE".into(),
+        value: "true".into(),
+        public: true,
+        ..Default::default()
+    });
+    let api = FakeApi::default();
+    let (outcome, trace) = run(&j, &api, &env(), &StopSignals::default()).await;
+    assert_eq!(outcome.state, JobState::Success, "{trace}");
+    assert!(trace.contains("Authorization: Basic [MASKED]"), "{trace}");
+    let credentials = forerunner_runner::shells::bash::git_basic_credentials(&j.token);
+    assert!(!trace.contains(&credentials), "{trace}");
+    assert!(!trace.contains(&j.token), "{trace}");
+    assert!(trace.contains("token: [MASKED]"), "{trace}");
+}
+
+#[tokio::test]
 async fn timeout_fails_with_job_execution_timeout() {
     let (repo, sha) = repo();
     let mut j = job(

@@ -12,7 +12,6 @@ use forerunner_protocol::jobs::*;
 use forerunner_runner::executors::Executor;
 use forerunner_runner::job::env::RunnerSide;
 use forerunner_runner::job::*;
-use forerunner_runner::job_log::masker::Masker;
 use forerunner_runner::job_log::sender::PatchReply;
 use forerunner_runner::job_log::JobLog;
 
@@ -231,17 +230,7 @@ pub(crate) async fn run_with(
     token: &str,
     stop: &StopSignals,
 ) -> (JobOutcome, String) {
-    let masked: Vec<String> = job
-        .variables
-        .iter()
-        .filter(|v| v.masked)
-        .map(|v| v.value.clone())
-        .collect();
-    let log = JobLog::new(
-        Masker::new(masked, std::iter::empty::<&str>()),
-        4 << 20,
-        true,
-    );
+    let log = JobLog::for_job(job, 4 << 20);
     let ctx = RunContext {
         runner: RunnerSide {
             builds_dir,
