@@ -7,10 +7,12 @@
 //! directory lives there) and a neutral git configuration.
 
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, BufReader};
+
+use crate::runner_support::{clean_command, forerunner};
 
 /// A sample repository on branch `main`, and a home for exec.
 struct Sample {
@@ -78,23 +80,11 @@ impl Sample {
 
     /// `forerunner exec ARGS` in the repository, as a user would start it.
     fn command(&self, args: &[&str]) -> tokio::process::Command {
-        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_forerunner"));
+        let mut c = forerunner(self.home.path());
         c.arg("exec")
             .args(args)
             .current_dir(self.repo.path())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", self.home.path())
-            .env("XDG_CACHE_HOME", self.home.path().join("cache"))
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        if let Ok(host) = std::env::var("DOCKER_HOST") {
-            c.env("DOCKER_HOST", host);
-        }
+            .env("XDG_CACHE_HOME", self.home.path().join("cache"));
         c
     }
 
@@ -823,20 +813,11 @@ async fn exec_on_a_terminal(s: &Sample, args: &str, no_color: bool) -> Option<St
         .map(|d| d.join("script"))
         .find(|p| p.is_file())?;
     let command = format!("{} exec {args}", env!("CARGO_BIN_EXE_forerunner"));
-    let mut c = tokio::process::Command::new(script);
+    let mut c = clean_command(script, s.home.path());
     c.args(["-q", "-e", "-c", &command, "/dev/null"])
         .current_dir(s.repo.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", s.home.path())
         .env("XDG_CACHE_HOME", s.home.path().join("cache"))
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("TERM", "xterm")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        .env("TERM", "xterm");
     if no_color {
         c.env("NO_COLOR", "1");
     }

@@ -3,7 +3,6 @@
 //! its job token, runs two jobs, passes artifacts from the first to the
 //! second, and the pipeline passes.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use forerunner_testkit::TestCoordinator;
@@ -40,20 +39,11 @@ async fn our_runner_runs_a_pipeline_of_our_coordinator() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let builds = dir.path().join("builds");
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_forerunner"))
+    let child = crate::runner_support::forerunner(dir.path())
         .args(["run-single", "--url", &c.url, "--token", &token])
         .args(["--executor", "shell", "--max-builds", "2"])
         .arg("--builds-dir")
         .arg(&builds)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", dir.path())
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .expect("failed to start forerunner");
     let out = tokio::time::timeout(Duration::from_secs(180), child.wait_with_output())

@@ -13,7 +13,6 @@
 //! pipelines, and `SIGTERM` while a job runs.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use forerunner_coordinator::config::CiSettings;
@@ -76,17 +75,7 @@ impl Harness {
 
     /// A command running the binary with a clean environment.
     fn command(&self) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_forerunner"));
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", self.dir.path())
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        cmd
+        crate::runner_support::forerunner(self.dir.path())
     }
 
     /// `forerunner register --non-interactive --token glrt-… --executor shell`.

@@ -309,6 +309,34 @@ impl FakeServer {
     }
 }
 
+/// `program` started as a user would start it, with a clean environment:
+/// `PATH`, `HOME=home`, no git configuration, `DOCKER_HOST` when the test
+/// process has it; no stdin, stdout and stderr piped, killed when dropped.
+pub(crate) fn clean_command(
+    program: impl AsRef<std::ffi::OsStr>,
+    home: &Path,
+) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(host) = std::env::var_os("DOCKER_HOST") {
+        cmd.env("DOCKER_HOST", host);
+    }
+    cmd
+}
+
+/// The `forerunner` binary with [`clean_command`]'s environment.
+pub(crate) fn forerunner(home: &Path) -> tokio::process::Command {
+    clean_command(env!("CARGO_BIN_EXE_forerunner"), home)
+}
+
 /// The `forerunner` binary running in the background (`run`,
 /// `run-single`), its stdout and stderr collected line by line (echoed with
 /// `TEST_LOG=1`). Killed when dropped; a failing test shows its output.
@@ -322,21 +350,8 @@ impl Runner {
     /// `PATH`, `HOME=home`, no git configuration, and `DOCKER_HOST` when the
     /// test process has it.
     pub(crate) fn spawn<S: AsRef<std::ffi::OsStr>>(args: &[S], home: &Path) -> Runner {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_forerunner"));
-        cmd.args(args)
-            .current_dir(home)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", home)
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        if let Some(host) = std::env::var_os("DOCKER_HOST") {
-            cmd.env("DOCKER_HOST", host);
-        }
+        let mut cmd = forerunner(home);
+        cmd.args(args).current_dir(home);
         let mut child = cmd.spawn().expect("failed to start forerunner");
         let output = Arc::new(Mutex::new(String::new()));
         let stdout = child.stdout.take().unwrap();
