@@ -147,7 +147,20 @@ pub(crate) async fn follow(
                 }
             }
         }
+        // The pipeline before its jobs: a job's status is stored before the
+        // pipeline's is derived from it, so a pipeline read as over has
+        // every job over in the read that follows (the other order could
+        // end the run with a job still shown running).
+        let pipeline = cx
+            .store
+            .ci
+            .pipeline_by_id(cx.pipeline_id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the pipeline disappeared"))?;
         let jobs = cx.store.ci.pipeline_jobs(cx.pipeline_id).await?;
+        // A job played in this round is not manual any more, though the
+        // pipeline read above still says so.
+        let mut played_now = false;
         for job in &jobs {
             let entry = shown.entry(job.id).or_insert_with(|| Shown {
                 offset: 0,
@@ -156,23 +169,23 @@ pub(crate) async fn follow(
                 finished: false,
                 played: false,
             });
-            step(&cx, printer, job, entry).await?;
+            played_now |= step(&cx, printer, job, entry).await?;
         }
-        let pipeline = cx
-            .store
-            .ci
-            .pipeline_by_id(cx.pipeline_id)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("the pipeline disappeared"))?;
         let latest: Vec<&Job> = jobs.iter().filter(|j| !j.retried).collect();
-        let waiting_for_play = latest.iter().any(|j| {
-            j.status == JobStatus::Manual
-                && cx.play.contains(&j.name)
-                && !shown.get(&j.id).is_some_and(|s| s.played)
-        });
+        let waiting_for_play = played_now
+            || latest.iter().any(|j| {
+                j.status == JobStatus::Manual
+                    && cx.play.contains(&j.name)
+                    && !shown.get(&j.id).is_some_and(|s| s.played)
+            });
         let executing = latest.iter().any(|j| j.status.is_executing());
-        let over = pipeline.status.is_completed()
-            || (pipeline.status == JobStatus::Manual && !waiting_for_play && !executing);
+        // Over when nothing runs or waits to be played, and the pipeline
+        // (read before the jobs) is completed or blocked on a manual job.
+        // A manual job allowed to fail leaves a pipeline `success`, so a
+        // job played just now must be waited for whatever it said.
+        let over = !waiting_for_play
+            && !executing
+            && (pipeline.status.is_completed() || pipeline.status == JobStatus::Manual);
         if over || forced || abort_deadline.is_some_and(|d| Instant::now() >= d) {
             break jobs;
         }
@@ -207,20 +220,25 @@ pub(crate) async fn follow(
     })
 }
 
-/// Shows what changed for one job since the last tick.
+/// Shows what changed for one job since the last tick, playing it when it
+/// is a manual job named on the command line; whether it played it.
 async fn step(
     cx: &Context<'_>,
     printer: &mut Printer,
     job: &Job,
     entry: &mut Shown,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     if entry.finished {
-        return Ok(());
+        return Ok(false);
     }
+    let mut played = false;
     if job.status == JobStatus::Manual && cx.play.contains(&job.name) && !entry.played {
         entry.played = true;
         match cx.api.play_job(cx.project_id, job.id).await {
-            Ok(()) => printer.status(CYAN, "Playing", &format!("manual job {}", job.name)),
+            Ok(()) => {
+                played = true;
+                printer.status(CYAN, "Playing", &format!("manual job {}", job.name));
+            }
             Err(e) => printer.status(RED, "Error", &format!("could not play {}: {e:#}", job.name)),
         }
     }
@@ -285,7 +303,7 @@ async fn step(
             _ => {}
         }
     }
-    Ok(())
+    Ok(played)
 }
 
 /// The summary row of a job.
