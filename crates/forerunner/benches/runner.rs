@@ -161,6 +161,7 @@ async fn main() -> anyhow::Result<()> {
         "runner idle RSS: {} before the first job, {} after {rounds} jobs ({threads} threads)   target ≤ 8 MB",
         rss_fresh, rss_after,
     );
+    println!("  {}", symbol_order());
     c.stop().await?;
     Ok(())
 }
@@ -353,6 +354,56 @@ async fn wait_for_contact(c: &TestCoordinator) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Whether the link's symbol order (build.rs) holds for the measured
+/// executable: how many of `link/symbol-order.txt`'s functions it has and
+/// how much of its code they are spread over (about their own size when the
+/// linker laid them out side by side; most of `.text` when it did not).
+fn symbol_order() -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/link/symbol-order.txt");
+    let order = std::fs::read_to_string(path).unwrap_or_default();
+    let wanted: std::collections::HashSet<&str> = order.lines().filter(|l| !l.is_empty()).collect();
+    let nm = std::process::Command::new("nm")
+        .args(["--defined-only", "--print-size"])
+        .arg(env!("CARGO_BIN_EXE_forerunner"))
+        .output();
+    let Ok(nm) = nm else {
+        return "symbol order: not checked (no nm)".to_owned();
+    };
+    let symbols = String::from_utf8_lossy(&nm.stdout);
+    // `address size type name`, code only.
+    let (mut found, mut own, mut code) = (0usize, 0u64, 0u64);
+    let (mut lo, mut hi) = (u64::MAX, 0u64);
+    for line in symbols.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let [addr, size, kind, name] = f[..] else {
+            continue;
+        };
+        if !kind.eq_ignore_ascii_case("t") {
+            continue;
+        }
+        let (Ok(addr), Ok(size)) = (u64::from_str_radix(addr, 16), u64::from_str_radix(size, 16))
+        else {
+            continue;
+        };
+        code += size;
+        if wanted.contains(name) {
+            found += 1;
+            own += size;
+            lo = lo.min(addr);
+            hi = hi.max(addr + size);
+        }
+    }
+    let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
+    format!(
+        "symbol order: {found} of the {} functions of link/symbol-order.txt are in the executable ({:.1} MB), \
+         spread over {:.1} MB of its {:.1} MB of code (regenerate with scripts/symbol-order.sh when few match)",
+        wanted.len(),
+        mb(own),
+        mb(hi.saturating_sub(lo.min(hi))),
+        mb(code),
+    )
 }
 
 fn proc_status_field(pid: u32, field: &str) -> Option<String> {
