@@ -43,9 +43,9 @@ fn main() {
     if std::env::var("PROFILE").as_deref() == Ok("release") && links_with_rustc_lld() {
         let order = concat!(env!("CARGO_MANIFEST_DIR"), "/link/symbol-order.txt");
         println!("cargo:rerun-if-changed={order}");
-        println!(
-            "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={order},--no-warn-symbol-ordering"
-        );
+        // Two arguments, so that a comma in the path cannot split one.
+        println!("cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={order}");
+        println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
     }
 }
 
