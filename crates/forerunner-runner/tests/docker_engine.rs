@@ -14,8 +14,9 @@ use forerunner_runner::executors::docker::testimages::{
     ensure_test_images, BUSYBOX_ALT_IMAGE, BUSYBOX_IMAGE, IMAGE_MARKER,
 };
 use forerunner_runner::executors::docker::{
-    service_aliases, ContainerSpec, Engine, EngineError, ImageSource, JobLabels, NetworkAttachment,
-    PreparedImage, PullPolicy, ScriptOutcome, ServiceReadiness, ServiceSpec,
+    parse_device, service_aliases, ContainerSpec, Engine, EngineError, HostOptions, ImageSource,
+    JobLabels, NetworkAttachment, PreparedImage, PullPolicy, ScriptOutcome, ServiceReadiness,
+    ServiceSpec,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -120,6 +121,47 @@ async fn cleanup_and_check(engine: &Engine, job: &JobLabels) {
     engine.cleanup_job(job).await.expect("cleanup_job failed");
     let left = engine.job_objects(job).await.expect("job_objects failed");
     assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[tokio::test]
+async fn host_options_reach_the_container() {
+    let Some(engine) = engine("host_options_reach_the_container").await else {
+        return;
+    };
+    let job = new_job(&engine);
+    let spec = ContainerSpec {
+        options: HostOptions {
+            shm_size: Some(8 << 20),
+            tmpfs: [("/scratch".to_owned(), "rw,size=4m".to_owned())].into(),
+            sysctls: [("net.ipv4.ip_forward".to_owned(), "1".to_owned())].into(),
+            security_opt: vec!["no-new-privileges".into()],
+            devices: vec![parse_device("/dev/zero:/dev/forerunner-zero:r").unwrap()],
+            dns_search: vec!["forerunner.test".into()],
+            ..HostOptions::default()
+        },
+        ..ContainerSpec::new(BUSYBOX_IMAGE)
+    };
+    let script = "\
+        grep ' /dev/shm ' /proc/mounts\n\
+        grep ' /scratch ' /proc/mounts\n\
+        echo ip_forward=$(cat /proc/sys/net/ipv4/ip_forward)\n\
+        grep NoNewPrivs /proc/self/status\n\
+        head -c 3 /dev/forerunner-zero | od -An -tx1\n\
+        grep search /etc/resolv.conf\n";
+    let (outcome, out) = run(&engine, &job, &spec, script).await;
+    assert_eq!(outcome, ScriptOutcome::Exited { code: 0 }, "{out}");
+    for needle in [
+        "size=8192k",      // shm_size
+        "/scratch tmpfs",  // tmpfs
+        "size=4096k",      // its options
+        "ip_forward=1",    // sysctls
+        "NoNewPrivs:\t1",  // security_opt
+        "00 00 00",        // the device, under its container path
+        "forerunner.test", // dns_search
+    ] {
+        assert!(out.contains(needle), "no {needle:?} in:\n{out}");
+    }
+    cleanup_and_check(&engine, &job).await;
 }
 
 #[tokio::test]

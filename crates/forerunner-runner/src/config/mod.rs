@@ -484,6 +484,32 @@ pub struct DockerConfig {
     pub wait_for_services_timeout: Option<i64>,
     /// Shared memory size in bytes.
     pub shm_size: Option<i64>,
+    /// Memory plus swap limit (`1g`; `-1` for unlimited swap).
+    pub memory_swap: Option<String>,
+    /// Soft memory limit (`512m`).
+    pub memory_reservation: Option<String>,
+    /// Do not kill processes when the container is out of memory.
+    pub oom_kill_disable: bool,
+    /// CPUs the container may run on (`0-3`, `0,1`).
+    pub cpuset_cpus: Option<String>,
+    /// Relative CPU weight.
+    pub cpu_shares: Option<i64>,
+    /// Host devices, `host[:container[:permissions]]` (`/dev/net/tun`).
+    pub devices: Vec<String>,
+    /// Security options (`no-new-privileges`, `seccomp=unconfined`).
+    pub security_opt: Vec<String>,
+    /// `[runners.docker.sysctls]`: kernel parameters of the container.
+    pub sysctls: BTreeMap<String, String>,
+    /// `[runners.docker.tmpfs]`: tmpfs mounts of build containers, path → mount options.
+    pub tmpfs: BTreeMap<String, String>,
+    /// DNS search domains.
+    pub dns_search: Vec<String>,
+    /// Additional groups of the container's user.
+    pub group_add: Vec<String>,
+    /// User namespace mode (`host`).
+    pub userns_mode: Option<String>,
+    /// OCI runtime (`runc`, `runsc`).
+    pub runtime: Option<String>,
     /// `[[runners.docker.services]]`: services started for every job, before the job's own.
     pub services: Vec<DockerService>,
 }

@@ -31,9 +31,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::RunnerConfig;
 use crate::executors::docker::{
-    image_allowed, not_allowed_message, parse_cpus, parse_memory, service_aliases, ContainerSpec,
-    Engine, EngineError, ImageSource, JobLabels, LabelledObjects, NetworkAttachment, PullPolicy,
-    ScriptOutcome, ServiceReadiness, ServiceSpec,
+    image_allowed, not_allowed_message, parse_cpus, parse_device, parse_memory, parse_memory_swap,
+    service_aliases, ContainerSpec, Engine, EngineError, HostOptions, ImageSource, JobLabels,
+    LabelledObjects, NetworkAttachment, PullPolicy, ScriptOutcome, ServiceReadiness, ServiceSpec,
 };
 use crate::executors::{absolute, Executor, ExecutorError, Exit, JobContext, OutputSink, Stage};
 
@@ -92,6 +92,8 @@ pub struct DockerSettings {
     pub user: Option<String>,
     /// How long to wait for services to listen; `None` disables waiting.
     pub wait_for_services: Option<Duration>,
+    /// Everything else of `[runners.docker]` the build containers get as written.
+    pub options: HostOptions,
     /// Between SIGTERM and SIGKILL when a stage is cancelled or times out.
     pub stop_grace: Duration,
 }
@@ -129,6 +131,7 @@ impl DockerSettings {
             network_mode: None,
             user: None,
             wait_for_services: Some(Duration::from_secs(30)),
+            options: HostOptions::default(),
             stop_grace: Duration::from_secs(10),
         }
     }
@@ -218,6 +221,37 @@ impl DockerSettings {
             Some(t) if t < 0 => None,
             Some(0) | None => Some(Duration::from_secs(30)),
             Some(t) => Some(Duration::from_secs(t as u64)),
+        };
+        let size = |v: &Option<String>, parse: fn(&str) -> Result<i64, EngineError>| {
+            v.as_deref()
+                .filter(|v| !v.trim().is_empty())
+                .map(parse)
+                .transpose()
+                .map_err(invalid)
+        };
+        let text = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+        s.options = HostOptions {
+            // 0, what `register` writes, is the engine's default.
+            shm_size: docker.shm_size.filter(|&n| n > 0),
+            memory_swap: size(&docker.memory_swap, parse_memory_swap)?,
+            memory_reservation: size(&docker.memory_reservation, parse_memory)?,
+            oom_kill_disable: docker.oom_kill_disable,
+            cpuset_cpus: text(docker.cpuset_cpus),
+            cpu_shares: docker.cpu_shares.filter(|&n| n > 0),
+            devices: docker
+                .devices
+                .iter()
+                .filter(|d| !d.trim().is_empty())
+                .map(|d| parse_device(d))
+                .collect::<Result<_, _>>()
+                .map_err(invalid)?,
+            security_opt: docker.security_opt,
+            sysctls: docker.sysctls.into_iter().collect(),
+            tmpfs: docker.tmpfs.into_iter().collect(),
+            dns_search: docker.dns_search,
+            group_add: docker.group_add,
+            userns_mode: text(docker.userns_mode),
+            runtime: text(docker.runtime),
         };
         Ok(s)
     }
@@ -713,6 +747,7 @@ impl Executor for DockerExecutor {
                 network,
                 aliases: Vec::new(),
             }),
+            options: s.options.clone(),
         };
         let outcome = engine
             .run_script(
@@ -896,5 +931,95 @@ mod tests {
             (db.variables[0].key.as_str(), db.variables[0].value.as_str()),
             ("POSTGRES_PASSWORD", "secret=1")
         );
+        assert_eq!(s.options, HostOptions::default(), "nothing else asked for");
+    }
+
+    #[test]
+    fn host_options_come_from_the_runner_entry() {
+        let toml = r#"
+            [[runners]]
+            name = "d"
+            url = "https://gitlab.example.com"
+            token = "glrt-abcdefghijklmnop"
+            executor = "docker"
+            [runners.docker]
+            image = "alpine:3"
+            shm_size = 300000
+            memory_swap = "-1"
+            memory_reservation = "32m"
+            oom_kill_disable = true
+            cpuset_cpus = "0,1"
+            cpu_shares = 512
+            devices = ["/dev/net/tun", "/dev/zero:/dev/nothing:r"]
+            security_opt = ["no-new-privileges"]
+            dns_search = ["example.com"]
+            group_add = ["audio"]
+            userns_mode = "host"
+            runtime = "runc"
+            [runners.docker.sysctls]
+            "net.ipv4.ip_forward" = "1"
+            [runners.docker.tmpfs]
+            "/scratch" = "rw,size=16m"
+        "#;
+        let config =
+            crate::config::Config::parse(Path::new("config.toml"), toml, &|_| None).unwrap();
+        let o = DockerSettings::from_config(&config.runners[0], Path::new("/w"), 0)
+            .unwrap()
+            .options;
+        assert_eq!(o.shm_size, Some(300_000));
+        assert_eq!(o.memory_swap, Some(-1));
+        assert_eq!(o.memory_reservation, Some(32 << 20));
+        assert!(o.oom_kill_disable);
+        assert_eq!(o.cpuset_cpus.as_deref(), Some("0,1"));
+        assert_eq!(o.cpu_shares, Some(512));
+        let devices: Vec<_> = o
+            .devices
+            .iter()
+            .map(|d| {
+                (
+                    d.path_on_host.as_deref().unwrap(),
+                    d.path_in_container.as_deref().unwrap(),
+                    d.cgroup_permissions.as_deref().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            devices,
+            [
+                ("/dev/net/tun", "/dev/net/tun", "rwm"),
+                ("/dev/zero", "/dev/nothing", "r")
+            ]
+        );
+        assert_eq!(o.security_opt, ["no-new-privileges"]);
+        assert_eq!(o.sysctls["net.ipv4.ip_forward"], "1");
+        assert_eq!(o.tmpfs["/scratch"], "rw,size=16m");
+        assert_eq!(o.dns_search, ["example.com"]);
+        assert_eq!(o.group_add, ["audio"]);
+        assert_eq!(o.userns_mode.as_deref(), Some("host"));
+        assert_eq!(o.runtime.as_deref(), Some("runc"));
+    }
+
+    #[test]
+    fn a_bad_host_option_names_the_section_and_the_value() {
+        for (key, value, says) in [
+            ("memory_swap", "\"lots\"", "lots"),
+            ("devices", "[\"dev/tun\"]", "absolute"),
+            ("devices", "[\"/dev/a:/dev/b:rx\"]", "r, w and m"),
+        ] {
+            let toml = format!(
+                "[[runners]]\nname = \"d\"\nurl = \"https://g.example.com\"\n\
+                 token = \"glrt-abcdefghijklmnop\"\nexecutor = \"docker\"\n\
+                 [runners.docker]\n{key} = {value}\n"
+            );
+            let config =
+                crate::config::Config::parse(Path::new("config.toml"), &toml, &|_| None).unwrap();
+            let err = DockerSettings::from_config(&config.runners[0], Path::new("/w"), 0)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("[runners.docker]") && err.contains(says),
+                "{key} = {value}: {err}"
+            );
+        }
     }
 }

@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
-use bollard::models::{ContainerCreateBody, EndpointSettings, HostConfig, NetworkingConfig};
+use bollard::models::{
+    ContainerCreateBody, DeviceMapping, EndpointSettings, HostConfig, NetworkingConfig,
+};
 
 use crate::executors::docker::EngineError;
 
@@ -106,6 +108,63 @@ pub struct ContainerSpec {
     pub user: Option<String>,
     /// The per-job network, if any (services are reachable through it).
     pub network: Option<NetworkAttachment>,
+    /// The rest of `[runners.docker]` that goes to the engine as written.
+    pub options: HostOptions,
+}
+
+/// Settings of build containers that `[runners.docker]` hands to the engine as they are:
+/// resources, devices, kernel parameters, mounts and security options.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HostOptions {
+    /// `/dev/shm` size in bytes (`shm_size`).
+    pub shm_size: Option<i64>,
+    /// Memory plus swap in bytes, `-1` unlimited (`memory_swap`).
+    pub memory_swap: Option<i64>,
+    /// Soft memory limit in bytes (`memory_reservation`).
+    pub memory_reservation: Option<i64>,
+    /// `oom_kill_disable`.
+    pub oom_kill_disable: bool,
+    /// `cpuset_cpus`, e.g. `0-3`.
+    pub cpuset_cpus: Option<String>,
+    /// `cpu_shares`.
+    pub cpu_shares: Option<i64>,
+    /// `devices`, parsed (see [`parse_device`]).
+    pub devices: Vec<DeviceMapping>,
+    /// `security_opt`.
+    pub security_opt: Vec<String>,
+    /// `[runners.docker.sysctls]`.
+    pub sysctls: HashMap<String, String>,
+    /// `[runners.docker.tmpfs]`: path → mount options.
+    pub tmpfs: HashMap<String, String>,
+    /// `dns_search`.
+    pub dns_search: Vec<String>,
+    /// `group_add`.
+    pub group_add: Vec<String>,
+    /// `userns_mode`.
+    pub userns_mode: Option<String>,
+    /// `runtime`.
+    pub runtime: Option<String>,
+}
+
+impl HostOptions {
+    /// Sets these options on `host`.
+    fn apply(&self, host: &mut HostConfig) {
+        let map = |m: &HashMap<String, String>| (!m.is_empty()).then(|| m.clone());
+        host.shm_size = self.shm_size;
+        host.memory_swap = self.memory_swap;
+        host.memory_reservation = self.memory_reservation;
+        host.oom_kill_disable = self.oom_kill_disable.then_some(true);
+        host.cpuset_cpus = self.cpuset_cpus.clone();
+        host.cpu_shares = self.cpu_shares;
+        host.devices = (!self.devices.is_empty()).then(|| self.devices.clone());
+        host.security_opt = non_empty(&self.security_opt);
+        host.sysctls = map(&self.sysctls);
+        host.tmpfs = map(&self.tmpfs);
+        host.dns_search = non_empty(&self.dns_search);
+        host.group_add = non_empty(&self.group_add);
+        host.userns_mode = self.userns_mode.clone();
+        host.runtime = self.runtime.clone();
+    }
 }
 
 impl ContainerSpec {
@@ -133,6 +192,19 @@ impl ContainerSpec {
             .network_mode
             .clone()
             .or_else(|| self.network.as_ref().map(|n| n.network.clone()));
+        let mut host = HostConfig {
+            binds: non_empty(&self.binds),
+            privileged: Some(self.privileged),
+            cap_add: non_empty(&self.cap_add),
+            cap_drop: non_empty(&self.cap_drop),
+            memory: self.memory,
+            nano_cpus: self.nano_cpus,
+            dns: non_empty(&self.dns),
+            extra_hosts: non_empty(&self.extra_hosts),
+            network_mode,
+            ..HostConfig::default()
+        };
+        self.options.apply(&mut host);
         ContainerCreateBody {
             image: Some(self.image.clone()),
             entrypoint: self.entrypoint.as_ref().map(|e| {
@@ -153,18 +225,7 @@ impl ContainerSpec {
             open_stdin: Some(stdin),
             stdin_once: Some(stdin),
             tty: Some(false),
-            host_config: Some(HostConfig {
-                binds: non_empty(&self.binds),
-                privileged: Some(self.privileged),
-                cap_add: non_empty(&self.cap_add),
-                cap_drop: non_empty(&self.cap_drop),
-                memory: self.memory,
-                nano_cpus: self.nano_cpus,
-                dns: non_empty(&self.dns),
-                extra_hosts: non_empty(&self.extra_hosts),
-                network_mode,
-                ..HostConfig::default()
-            }),
+            host_config: Some(host),
             networking_config: self
                 .network
                 .as_ref()
@@ -314,6 +375,42 @@ pub fn parse_memory(value: &str) -> Result<i64, EngineError> {
     Ok(bytes as i64)
 }
 
+/// Parses `memory_swap`: a size as [`parse_memory`], or `-1` for unlimited swap.
+pub fn parse_memory_swap(value: &str) -> Result<i64, EngineError> {
+    if value.trim() == "-1" {
+        return Ok(-1);
+    }
+    parse_memory(value)
+}
+
+/// Parses a `devices` entry, `host[:container[:permissions]]` as `docker run --device`: the
+/// container path defaults to the host path, the permissions (of `r`, `w`, `m`) to `rwm`.
+pub fn parse_device(value: &str) -> Result<DeviceMapping, EngineError> {
+    let invalid = |reason: &str| EngineError::InvalidValue {
+        what: "devices",
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let permissions = |p: &str| !p.is_empty() && p.chars().all(|c| matches!(c, 'r' | 'w' | 'm'));
+    let parts: Vec<&str> = value.trim().split(':').collect();
+    let (host, container, perms) = match parts[..] {
+        [host] => (host, host, "rwm"),
+        [host, p] if permissions(p) => (host, host, p),
+        [host, container] => (host, container, "rwm"),
+        [host, container, p] if permissions(p) => (host, container, p),
+        [_, _, _] => return Err(invalid("permissions are made of r, w and m, e.g. rwm")),
+        _ => return Err(invalid("expected host[:container[:permissions]]")),
+    };
+    if !host.starts_with('/') || !container.starts_with('/') {
+        return Err(invalid("device paths are absolute, e.g. /dev/net/tun"));
+    }
+    Ok(DeviceMapping {
+        path_on_host: Some(host.to_owned()),
+        path_in_container: Some(container.to_owned()),
+        cgroup_permissions: Some(perms.to_owned()),
+    })
+}
+
 /// Parses a CPU count such as `1.5` into billionths of a CPU (`docker run --cpus`).
 pub fn parse_cpus(value: &str) -> Result<i64, EngineError> {
     let cpus: f64 = value
@@ -418,6 +515,15 @@ mod tests {
                 network: "net".into(),
                 aliases: vec!["build".into()],
             }),
+            options: HostOptions {
+                shm_size: Some(1 << 26),
+                memory_swap: Some(-1),
+                oom_kill_disable: true,
+                devices: vec![parse_device("/dev/fuse").unwrap()],
+                tmpfs: HashMap::from([("/scratch".to_owned(), "size=1m".to_owned())]),
+                security_opt: vec!["no-new-privileges".into()],
+                ..HostOptions::default()
+            },
         };
         let body = spec.to_create_body(HashMap::new(), true);
         assert_eq!(body.entrypoint, Some(vec![String::new()]));
@@ -437,8 +543,41 @@ mod tests {
         assert_eq!(host.dns, Some(vec!["1.1.1.1".to_owned()]));
         assert_eq!(host.extra_hosts, Some(vec!["db:10.0.0.2".to_owned()]));
         assert_eq!(host.network_mode.as_deref(), Some("net"));
+        assert_eq!(host.shm_size, Some(1 << 26));
+        assert_eq!(host.memory_swap, Some(-1));
+        assert_eq!(host.oom_kill_disable, Some(true));
+        assert_eq!(host.devices.unwrap().len(), 1);
+        assert_eq!(host.tmpfs.unwrap()["/scratch"], "size=1m");
+        assert_eq!(
+            host.security_opt,
+            Some(vec!["no-new-privileges".to_owned()])
+        );
+        assert_eq!(host.sysctls, None, "unset options are left to the engine");
         let endpoints = body.networking_config.unwrap().endpoints_config.unwrap();
         assert_eq!(endpoints["net"].aliases, Some(vec!["build".to_owned()]));
+    }
+
+    #[test]
+    fn devices_parse_as_docker_run_device() {
+        let d = |v: &str| {
+            let m = parse_device(v).unwrap();
+            (
+                m.path_on_host.unwrap(),
+                m.path_in_container.unwrap(),
+                m.cgroup_permissions.unwrap(),
+            )
+        };
+        let t = |a: &str, b: &str, c: &str| (a.to_owned(), b.to_owned(), c.to_owned());
+        assert_eq!(d("/dev/kvm"), t("/dev/kvm", "/dev/kvm", "rwm"));
+        assert_eq!(d("/dev/kvm:r"), t("/dev/kvm", "/dev/kvm", "r"));
+        assert_eq!(d("/dev/sda:/dev/xvda"), t("/dev/sda", "/dev/xvda", "rwm"));
+        assert_eq!(d("/dev/sda:/dev/xvda:rw"), t("/dev/sda", "/dev/xvda", "rw"));
+        for bad in ["", "kvm", "/dev/a:/dev/b:x", "/a:/b:/c:/d"] {
+            assert!(parse_device(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_memory_swap("-1").unwrap(), -1);
+        assert_eq!(parse_memory_swap("1g").unwrap(), 1 << 30);
+        assert!(parse_memory_swap("-2").is_err());
     }
 
     #[test]
