@@ -195,6 +195,17 @@ mod tests {
             "NET_ADMIN",
             "--docker-pull-policy",
             "never",
+            "--docker-memory-swap",
+            "-1",
+            "--docker-oom-kill-disable",
+            "--docker-cpu-shares",
+            "512",
+            "--docker-devices",
+            "/dev/net/tun,/dev/fuse",
+            "--docker-security-opt",
+            "no-new-privileges",
+            "--docker-userns",
+            "host",
             "--builds-dir",
             "/b",
             "--env",
@@ -213,6 +224,12 @@ mod tests {
             .expect("[runners.docker] from the --docker-* flags");
         assert_eq!(docker.image.as_deref(), Some("alpine:3"));
         assert_eq!(docker.cap_add, ["NET_ADMIN"]);
+        assert_eq!(docker.memory_swap.as_deref(), Some("-1"));
+        assert!(docker.oom_kill_disable);
+        assert_eq!(docker.cpu_shares, Some(512));
+        assert_eq!(docker.devices, ["/dev/net/tun", "/dev/fuse"]);
+        assert_eq!(docker.security_opt, ["no-new-privileges"]);
+        assert_eq!(docker.userns_mode.as_deref(), Some("host"));
         // run-single does not add register's defaults (the /cache volume).
         assert!(docker.volumes.is_empty(), "{:?}", docker.volumes);
 

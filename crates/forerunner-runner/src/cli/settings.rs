@@ -227,6 +227,55 @@ pub(super) struct DockerArgs {
     /// Shared memory size in bytes
     #[arg(long = "docker-shm-size", env = "DOCKER_SHM_SIZE")]
     shm_size: Option<i64>,
+    /// Memory plus swap limit (e.g. 1g; -1 for unlimited swap)
+    #[arg(
+        long = "docker-memory-swap",
+        env = "DOCKER_MEMORY_SWAP",
+        allow_hyphen_values = true
+    )]
+    memory_swap: Option<String>,
+    /// Soft memory limit (e.g. 256m)
+    #[arg(long = "docker-memory-reservation", env = "DOCKER_MEMORY_RESERVATION")]
+    memory_reservation: Option<String>,
+    /// Do not kill processes when a container runs out of memory
+    #[arg(long = "docker-oom-kill-disable", env = "DOCKER_OOM_KILL_DISABLE", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new(), action = ArgAction::Set)]
+    oom_kill_disable: Option<bool>,
+    /// CPUs containers may run on (e.g. 0-3)
+    #[arg(long = "docker-cpuset-cpus", env = "DOCKER_CPUSET_CPUS")]
+    cpuset_cpus: Option<String>,
+    /// Relative CPU weight
+    #[arg(long = "docker-cpu-shares", env = "DOCKER_CPU_SHARES")]
+    cpu_shares: Option<i64>,
+    /// Host devices, host[:container[:permissions]] (repeatable)
+    #[arg(long = "docker-devices", env = "DOCKER_DEVICES", value_delimiter = ',')]
+    devices: Vec<String>,
+    /// Security options (repeatable)
+    #[arg(
+        long = "docker-security-opt",
+        env = "DOCKER_SECURITY_OPT",
+        value_delimiter = ','
+    )]
+    security_opt: Vec<String>,
+    /// DNS search domains (repeatable)
+    #[arg(
+        long = "docker-dns-search",
+        env = "DOCKER_DNS_SEARCH",
+        value_delimiter = ','
+    )]
+    dns_search: Vec<String>,
+    /// Additional groups of the container's user (repeatable)
+    #[arg(
+        long = "docker-group-add",
+        env = "DOCKER_GROUP_ADD",
+        value_delimiter = ','
+    )]
+    group_add: Vec<String>,
+    /// User namespace mode
+    #[arg(long = "docker-userns", env = "DOCKER_USERNS_MODE")]
+    userns_mode: Option<String>,
+    /// OCI runtime (e.g. runc)
+    #[arg(long = "docker-runtime", env = "DOCKER_RUNTIME")]
+    runtime: Option<String>,
 }
 
 /// `[runners.custom]` flags, named as the official runner names them.
@@ -374,7 +423,12 @@ fn docker_section(d: &DockerArgs, image: Option<&str>, defaults: bool) -> Vec<(S
     }
     if defaults {
         push("disable_entrypoint_overwrite", Value::from(false));
-        push("oom_kill_disable", Value::from(false));
+    }
+    if defaults || d.oom_kill_disable.is_some() {
+        push(
+            "oom_kill_disable",
+            Value::from(d.oom_kill_disable.unwrap_or(false)),
+        );
     }
     let disable_cache = d.disable_cache.unwrap_or(false);
     if defaults || d.disable_cache.is_some() {
@@ -398,8 +452,13 @@ fn docker_section(d: &DockerArgs, image: Option<&str>, defaults: bool) -> Vec<(S
         ("network_mode", &d.network_mode),
         ("helper_image", &d.helper_image),
         ("memory", &d.memory),
+        ("memory_swap", &d.memory_swap),
+        ("memory_reservation", &d.memory_reservation),
         ("cpus", &d.cpus),
+        ("cpuset_cpus", &d.cpuset_cpus),
         ("user", &d.user),
+        ("userns_mode", &d.userns_mode),
+        ("runtime", &d.runtime),
     ] {
         if let Some(v) = v {
             push(k, Value::from(v.as_str()));
@@ -413,6 +472,10 @@ fn docker_section(d: &DockerArgs, image: Option<&str>, defaults: bool) -> Vec<(S
         ("allowed_pull_policies", &d.allowed_pull_policies),
         ("extra_hosts", &d.extra_hosts),
         ("dns", &d.dns),
+        ("dns_search", &d.dns_search),
+        ("devices", &d.devices),
+        ("security_opt", &d.security_opt),
+        ("group_add", &d.group_add),
     ] {
         if !v.is_empty() {
             push(k, str_array(v));
@@ -420,6 +483,9 @@ fn docker_section(d: &DockerArgs, image: Option<&str>, defaults: bool) -> Vec<(S
     }
     if let Some(t) = d.wait_for_services_timeout {
         push("wait_for_services_timeout", Value::from(t));
+    }
+    if let Some(n) = d.cpu_shares {
+        push("cpu_shares", Value::from(n));
     }
     if defaults || d.shm_size.is_some() {
         push("shm_size", Value::from(d.shm_size.unwrap_or(0)));
