@@ -879,15 +879,23 @@ mod tests {
         assert_eq!(plan.temporary, v(&["/cache"]));
     }
 
+    /// The settings of a docker runner entry whose `[runners.docker]` section holds `docker`,
+    /// for concurrent slot `slot` with `/w` as working directory.
+    fn settings(docker: &str, slot: usize) -> Result<DockerSettings, ExecutorError> {
+        let toml = format!(
+            "[[runners]]\nname = \"d\"\nurl = \"https://gitlab.example.com\"\n\
+             token = \"glrt-abcdefghijklmnop\"\nexecutor = \"docker\"\n\
+             [runners.docker]\n{docker}"
+        );
+        let config = crate::config::Config::parse(Path::new("config.toml"), &toml, &|_| None)
+            .expect("a valid config.toml");
+        DockerSettings::from_config(&config.runners[0], Path::new("/w"), slot)
+    }
+
     #[test]
     fn settings_come_from_the_runner_entry() {
-        let toml = r#"
-            [[runners]]
-            name = "d"
-            url = "https://gitlab.example.com"
-            token = "glrt-abcdefghijklmnop"
-            executor = "docker"
-            [runners.docker]
+        let s = settings(
+            r#"
             image = "alpine:3"
             pull_policy = ["if-not-present", "never"]
             memory = "64m"
@@ -901,10 +909,10 @@ mod tests {
             environment = ["POSTGRES_PASSWORD=secret=1", "IGNORED"]
             [[runners.docker.services]]
             name = " "
-        "#;
-        let config =
-            crate::config::Config::parse(Path::new("config.toml"), toml, &|_| None).unwrap();
-        let s = DockerSettings::from_config(&config.runners[0], Path::new("/w"), 2).unwrap();
+        "#,
+            2,
+        )
+        .unwrap();
         assert_eq!(s.builds_dir, "/builds");
         assert_eq!(
             s.host_builds_dir,
@@ -936,13 +944,8 @@ mod tests {
 
     #[test]
     fn host_options_come_from_the_runner_entry() {
-        let toml = r#"
-            [[runners]]
-            name = "d"
-            url = "https://gitlab.example.com"
-            token = "glrt-abcdefghijklmnop"
-            executor = "docker"
-            [runners.docker]
+        let o = settings(
+            r#"
             image = "alpine:3"
             shm_size = 300000
             memory_swap = "-1"
@@ -960,12 +963,11 @@ mod tests {
             "net.ipv4.ip_forward" = "1"
             [runners.docker.tmpfs]
             "/scratch" = "rw,size=16m"
-        "#;
-        let config =
-            crate::config::Config::parse(Path::new("config.toml"), toml, &|_| None).unwrap();
-        let o = DockerSettings::from_config(&config.runners[0], Path::new("/w"), 0)
-            .unwrap()
-            .options;
+        "#,
+            0,
+        )
+        .unwrap()
+        .options;
         assert_eq!(o.shm_size, Some(300_000));
         assert_eq!(o.memory_swap, Some(-1));
         assert_eq!(o.memory_reservation, Some(32 << 20));
@@ -1006,14 +1008,7 @@ mod tests {
             ("devices", "[\"dev/tun\"]", "absolute"),
             ("devices", "[\"/dev/a:/dev/b:rx\"]", "r, w and m"),
         ] {
-            let toml = format!(
-                "[[runners]]\nname = \"d\"\nurl = \"https://g.example.com\"\n\
-                 token = \"glrt-abcdefghijklmnop\"\nexecutor = \"docker\"\n\
-                 [runners.docker]\n{key} = {value}\n"
-            );
-            let config =
-                crate::config::Config::parse(Path::new("config.toml"), &toml, &|_| None).unwrap();
-            let err = DockerSettings::from_config(&config.runners[0], Path::new("/w"), 0)
+            let err = settings(&format!("{key} = {value}\n"), 0)
                 .unwrap_err()
                 .to_string();
             assert!(
