@@ -510,6 +510,24 @@ pub struct DockerConfig {
     pub userns_mode: Option<String>,
     /// OCI runtime (`runc`, `runsc`).
     pub runtime: Option<String>,
+    /// Service containers privileged or not (else as `privileged`).
+    pub services_privileged: Option<bool>,
+    /// Security options of service containers.
+    pub services_security_opt: Vec<String>,
+    /// `[runners.docker.services_tmpfs]`: tmpfs mounts of service containers.
+    pub services_tmpfs: BTreeMap<String, String>,
+    /// Memory limit of service containers (`512m`).
+    pub service_memory: Option<String>,
+    /// Memory plus swap limit of service containers (`-1` unlimited).
+    pub service_memory_swap: Option<String>,
+    /// Soft memory limit of service containers.
+    pub service_memory_reservation: Option<String>,
+    /// CPU limit of service containers (`"0.5"`).
+    pub service_cpus: Option<String>,
+    /// CPUs service containers may run on.
+    pub service_cpuset_cpus: Option<String>,
+    /// Relative CPU weight of service containers.
+    pub service_cpu_shares: Option<i64>,
     /// `[[runners.docker.services]]`: services started for every job, before the job's own.
     pub services: Vec<DockerService>,
 }

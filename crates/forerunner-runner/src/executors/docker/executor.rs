@@ -94,6 +94,14 @@ pub struct DockerSettings {
     pub wait_for_services: Option<Duration>,
     /// Everything else of `[runners.docker]` the build containers get as written.
     pub options: HostOptions,
+    /// Service containers run privileged (`services_privileged`, else `privileged`).
+    pub service_privileged: bool,
+    /// Memory limit of service containers in bytes (`service_memory`).
+    pub service_memory: Option<i64>,
+    /// CPU limit of service containers in billionths of a CPU (`service_cpus`).
+    pub service_nano_cpus: Option<i64>,
+    /// The `services_*`/`service_*` keys and those build and service containers share.
+    pub service_options: HostOptions,
     /// Between SIGTERM and SIGKILL when a stage is cancelled or times out.
     pub stop_grace: Duration,
 }
@@ -132,6 +140,10 @@ impl DockerSettings {
             user: None,
             wait_for_services: Some(Duration::from_secs(30)),
             options: HostOptions::default(),
+            service_privileged: false,
+            service_memory: None,
+            service_nano_cpus: None,
+            service_options: HostOptions::default(),
             stop_grace: Duration::from_secs(10),
         }
     }
@@ -230,6 +242,30 @@ impl DockerSettings {
                 .map_err(invalid)
         };
         let text = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+        // As the official runner: services share shm_size, dns_search, userns_mode and
+        // runtime with build containers, and have limits and options of their own.
+        s.service_privileged = docker.services_privileged.unwrap_or(docker.privileged);
+        s.service_memory = size(&docker.service_memory, parse_memory)?;
+        s.service_nano_cpus = docker
+            .service_cpus
+            .as_deref()
+            .filter(|c| !c.trim().is_empty())
+            .map(parse_cpus)
+            .transpose()
+            .map_err(invalid)?;
+        s.service_options = HostOptions {
+            shm_size: docker.shm_size.filter(|&n| n > 0),
+            memory_swap: size(&docker.service_memory_swap, parse_memory_swap)?,
+            memory_reservation: size(&docker.service_memory_reservation, parse_memory)?,
+            cpuset_cpus: text(docker.service_cpuset_cpus),
+            cpu_shares: docker.service_cpu_shares.filter(|&n| n > 0),
+            security_opt: docker.services_security_opt,
+            tmpfs: docker.services_tmpfs.into_iter().collect(),
+            dns_search: docker.dns_search.clone(),
+            userns_mode: text(docker.userns_mode.clone()),
+            runtime: text(docker.runtime.clone()),
+            ..HostOptions::default()
+        };
         s.options = HostOptions {
             // 0, what `register` writes, is the engine's default.
             shm_size: docker.shm_size.filter(|&n| n > 0),
@@ -509,7 +545,12 @@ impl DockerExecutor {
                 command: (!service.command.is_empty()).then(|| service.command.clone()),
                 env,
                 binds: builds_bind.iter().cloned().collect(),
-                privileged: self.settings.privileged,
+                privileged: self.settings.service_privileged,
+                memory: self.settings.service_memory,
+                nano_cpus: self.settings.service_nano_cpus,
+                dns: self.settings.dns.clone(),
+                extra_hosts: self.settings.extra_hosts.clone(),
+                options: self.settings.service_options.clone(),
             };
             say(
                 output,
@@ -999,6 +1040,56 @@ mod tests {
         assert_eq!(o.group_add, ["audio"]);
         assert_eq!(o.userns_mode.as_deref(), Some("host"));
         assert_eq!(o.runtime.as_deref(), Some("runc"));
+    }
+
+    #[test]
+    fn service_containers_have_settings_of_their_own() {
+        let s = settings(
+            r#"
+            privileged = true
+            services_privileged = false
+            shm_size = 1024
+            security_opt = ["no-new-privileges"]
+            services_security_opt = ["seccomp=unconfined"]
+            dns_search = ["example.com"]
+            service_memory = "128m"
+            service_memory_swap = "256m"
+            service_cpus = "0.5"
+            service_cpu_shares = 256
+            [runners.docker.tmpfs]
+            "/build-tmp" = "rw"
+            [runners.docker.services_tmpfs]
+            "/var/lib/postgresql/data" = "rw,size=64m"
+        "#,
+            0,
+        )
+        .unwrap();
+        assert!(s.privileged && !s.service_privileged);
+        assert_eq!(s.service_memory, Some(128 << 20));
+        assert_eq!(s.service_nano_cpus, Some(500_000_000));
+        let o = &s.service_options;
+        assert_eq!(o.memory_swap, Some(256 << 20));
+        assert_eq!(o.cpu_shares, Some(256));
+        assert_eq!(o.security_opt, ["seccomp=unconfined"]);
+        assert_eq!(
+            o.tmpfs.keys().collect::<Vec<_>>(),
+            ["/var/lib/postgresql/data"]
+        );
+        // Shared with build containers, as the official runner does.
+        assert_eq!(
+            (o.shm_size, o.dns_search.as_slice()),
+            (Some(1024), &["example.com".to_owned()][..])
+        );
+        // Build containers keep their own.
+        assert_eq!(s.options.security_opt, ["no-new-privileges"]);
+        assert_eq!(s.options.tmpfs.keys().collect::<Vec<_>>(), ["/build-tmp"]);
+        assert_eq!(s.options.memory_swap, None);
+        // Without services_privileged, services follow privileged.
+        assert!(
+            settings("privileged = true\n", 0)
+                .unwrap()
+                .service_privileged
+        );
     }
 
     #[test]

@@ -257,6 +257,18 @@ pub struct ServiceSpec {
     /// Runs the service privileged (`[runners.docker] services_privileged`, or `privileged`),
     /// e.g. for `docker:dind`.
     pub privileged: bool,
+    /// Memory limit in bytes (`service_memory`).
+    pub memory: Option<i64>,
+    /// CPU limit in billionths of a CPU (`service_cpus`).
+    pub nano_cpus: Option<i64>,
+    /// DNS servers (`dns`, as build containers).
+    pub dns: Vec<String>,
+    /// Extra `/etc/hosts` entries (`extra_hosts`, as build containers).
+    pub extra_hosts: Vec<String>,
+    /// The rest: `service_memory_swap`, `service_memory_reservation`, `service_cpuset_cpus`,
+    /// `service_cpu_shares`, `services_security_opt`, `services_tmpfs`, and `shm_size`,
+    /// `dns_search`, `userns_mode`, `runtime` as build containers.
+    pub options: HostOptions,
 }
 
 impl ServiceSpec {
@@ -266,18 +278,24 @@ impl ServiceSpec {
         labels: HashMap<String, String>,
         network: &str,
     ) -> ContainerCreateBody {
+        let mut host = HostConfig {
+            network_mode: Some(network.to_owned()),
+            binds: non_empty(&self.binds),
+            privileged: Some(self.privileged),
+            memory: self.memory,
+            nano_cpus: self.nano_cpus,
+            dns: non_empty(&self.dns),
+            extra_hosts: non_empty(&self.extra_hosts),
+            ..HostConfig::default()
+        };
+        self.options.apply(&mut host);
         ContainerCreateBody {
             image: Some(self.image.clone()),
             entrypoint: self.entrypoint.clone(),
             cmd: self.command.clone(),
             env: Some(env_list(&self.env)),
             labels: Some(labels),
-            host_config: Some(HostConfig {
-                network_mode: Some(network.to_owned()),
-                binds: non_empty(&self.binds),
-                privileged: Some(self.privileged),
-                ..HostConfig::default()
-            }),
+            host_config: Some(host),
             networking_config: Some(networking_config(&NetworkAttachment {
                 network: network.to_owned(),
                 aliases: self.aliases.clone(),
@@ -609,6 +627,15 @@ mod tests {
             env: vec![("K".into(), "V".into())],
             binds: vec!["/h/builds:/builds".into()],
             privileged: true,
+            memory: Some(64 << 20),
+            nano_cpus: Some(250_000_000),
+            dns: vec!["10.0.0.53".into()],
+            extra_hosts: vec!["db:10.0.0.2".into()],
+            options: HostOptions {
+                tmpfs: HashMap::from([("/var/lib/data".to_owned(), "rw".to_owned())]),
+                security_opt: vec!["seccomp=unconfined".into()],
+                ..HostOptions::default()
+            },
         };
         let body = spec.to_create_body(HashMap::new(), "jobnet");
         assert_eq!(body.cmd, Some(vec!["exec httpd".to_owned()]));
@@ -616,6 +643,15 @@ mod tests {
         assert_eq!(host.binds, Some(vec!["/h/builds:/builds".to_owned()]));
         assert_eq!(host.privileged, Some(true));
         assert_eq!(host.network_mode.as_deref(), Some("jobnet"));
+        assert_eq!(host.memory, Some(64 << 20));
+        assert_eq!(host.nano_cpus, Some(250_000_000));
+        assert_eq!(host.dns, Some(vec!["10.0.0.53".to_owned()]));
+        assert_eq!(host.extra_hosts, Some(vec!["db:10.0.0.2".to_owned()]));
+        assert_eq!(host.tmpfs.unwrap()["/var/lib/data"], "rw");
+        assert_eq!(
+            host.security_opt,
+            Some(vec!["seccomp=unconfined".to_owned()])
+        );
         assert_eq!(body.env, Some(vec!["K=V".to_owned()]));
         let endpoints = body.networking_config.unwrap().endpoints_config.unwrap();
         assert_eq!(
