@@ -165,6 +165,51 @@ async fn host_options_reach_the_container() {
 }
 
 #[tokio::test]
+async fn service_options_reach_the_service() {
+    let Some(engine) = engine("service_options_reach_the_service").await else {
+        return;
+    };
+    let job = new_job(&engine);
+    let network = engine.create_network(&job).await.unwrap();
+    let builds = tempfile::tempdir().unwrap();
+    let service = ServiceSpec {
+        image: BUSYBOX_ALT_IMAGE.into(),
+        aliases: service_aliases(BUSYBOX_ALT_IMAGE, None),
+        entrypoint: Some(vec!["sh".into(), "-c".into()]),
+        // Reports what it sees into the shared builds directory, then idles.
+        command: Some(vec![
+            "{ grep ' /data ' /proc/mounts; grep NoNewPrivs /proc/self/status; \
+             grep registry /etc/hosts; } > /builds/seen.tmp; mv /builds/seen.tmp /builds/seen; \
+             exec sleep 60"
+                .into(),
+        ]),
+        binds: vec![format!("{}:/builds", builds.path().display())],
+        extra_hosts: vec!["registry:10.9.8.7".into()],
+        options: HostOptions {
+            tmpfs: [("/data".to_owned(), "rw,size=2m".to_owned())].into(),
+            security_opt: vec!["no-new-privileges".into()],
+            ..HostOptions::default()
+        },
+        ..ServiceSpec::default()
+    };
+    engine
+        .start_service(&job, &service, &network)
+        .await
+        .unwrap();
+    let seen = builds.path().join("seen");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !seen.exists() {
+        assert!(Instant::now() < deadline, "the service reported nothing");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let seen = std::fs::read_to_string(seen).unwrap();
+    for needle in ["/data tmpfs", "size=2048k", "NoNewPrivs:\t1", "10.9.8.7"] {
+        assert!(seen.contains(needle), "no {needle:?} in:\n{seen}");
+    }
+    cleanup_and_check(&engine, &job).await;
+}
+
+#[tokio::test]
 async fn script_output_and_exit_code_come_back() {
     let Some(engine) = engine("script_output_and_exit_code_come_back").await else {
         return;
