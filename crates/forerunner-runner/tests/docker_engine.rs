@@ -14,9 +14,9 @@ use forerunner_runner::executors::docker::testimages::{
     ensure_test_images, BUSYBOX_ALT_IMAGE, BUSYBOX_IMAGE, IMAGE_MARKER,
 };
 use forerunner_runner::executors::docker::{
-    parse_device, service_aliases, ContainerSpec, Engine, EngineError, HostOptions, ImageSource,
-    JobLabels, NetworkAttachment, PreparedImage, PullPolicy, ScriptOutcome, ServiceReadiness,
-    ServiceSpec,
+    parse_device, parse_ulimit, service_aliases, ContainerSpec, Engine, EngineError, HostOptions,
+    ImageSource, JobLabels, NetworkAttachment, PreparedImage, PullPolicy, ScriptOutcome,
+    ServiceReadiness, ServiceSpec,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -137,6 +137,7 @@ async fn host_options_reach_the_container() {
             security_opt: vec!["no-new-privileges".into()],
             devices: vec![parse_device("/dev/zero:/dev/forerunner-zero:r").unwrap()],
             dns_search: vec!["forerunner.test".into()],
+            ulimits: vec![parse_ulimit("nofile", "1000:2000").unwrap()],
             ..HostOptions::default()
         },
         ..ContainerSpec::new(BUSYBOX_IMAGE)
@@ -147,7 +148,8 @@ async fn host_options_reach_the_container() {
         echo ip_forward=$(cat /proc/sys/net/ipv4/ip_forward)\n\
         grep NoNewPrivs /proc/self/status\n\
         head -c 3 /dev/forerunner-zero | od -An -tx1\n\
-        grep search /etc/resolv.conf\n";
+        grep search /etc/resolv.conf\n\
+        echo nofile=$(ulimit -n)\n";
     let (outcome, out) = run(&engine, &job, &spec, script).await;
     assert_eq!(outcome, ScriptOutcome::Exited { code: 0 }, "{out}");
     for needle in [
@@ -158,6 +160,7 @@ async fn host_options_reach_the_container() {
         "NoNewPrivs:\t1",  // security_opt
         "00 00 00",        // the device, under its container path
         "forerunner.test", // dns_search
+        "nofile=1000",     // ulimit (soft)
     ] {
         assert!(out.contains(needle), "no {needle:?} in:\n{out}");
     }

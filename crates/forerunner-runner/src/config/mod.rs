@@ -510,6 +510,9 @@ pub struct DockerConfig {
     pub userns_mode: Option<String>,
     /// OCI runtime (`runc`, `runsc`).
     pub runtime: Option<String>,
+    /// `[runners.docker.ulimit]`: resource limits of build containers, name → `soft[:hard]`
+    /// (`nofile = "1024:2048"`).
+    pub ulimit: BTreeMap<String, String>,
     /// Service containers privileged or not (else as `privileged`).
     pub services_privileged: Option<bool>,
     /// Security options of service containers.

@@ -32,8 +32,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::RunnerConfig;
 use crate::executors::docker::{
     image_allowed, not_allowed_message, parse_cpus, parse_device, parse_memory, parse_memory_swap,
-    service_aliases, ContainerSpec, Engine, EngineError, HostOptions, ImageSource, JobLabels,
-    LabelledObjects, NetworkAttachment, PullPolicy, ScriptOutcome, ServiceReadiness, ServiceSpec,
+    parse_ulimit, service_aliases, ContainerSpec, Engine, EngineError, HostOptions, ImageSource,
+    JobLabels, LabelledObjects, NetworkAttachment, PullPolicy, ScriptOutcome, ServiceReadiness,
+    ServiceSpec,
 };
 use crate::executors::{absolute, Executor, ExecutorError, Exit, JobContext, OutputSink, Stage};
 
@@ -288,6 +289,12 @@ impl DockerSettings {
             group_add: docker.group_add,
             userns_mode: text(docker.userns_mode),
             runtime: text(docker.runtime),
+            ulimits: docker
+                .ulimit
+                .iter()
+                .map(|(name, value)| parse_ulimit(name, value))
+                .collect::<Result<_, _>>()
+                .map_err(invalid)?,
         };
         Ok(s)
     }
@@ -1004,11 +1011,18 @@ mod tests {
             "net.ipv4.ip_forward" = "1"
             [runners.docker.tmpfs]
             "/scratch" = "rw,size=16m"
+            [runners.docker.ulimit]
+            nofile = "1024:2048"
         "#,
             0,
         )
         .unwrap()
         .options;
+        let u = &o.ulimits[0];
+        assert_eq!(
+            (u.name.as_deref(), u.soft, u.hard),
+            (Some("nofile"), Some(1024), Some(2048))
+        );
         assert_eq!(o.shm_size, Some(300_000));
         assert_eq!(o.memory_swap, Some(-1));
         assert_eq!(o.memory_reservation, Some(32 << 20));

@@ -84,6 +84,6 @@ pub use executor::{
 pub use labels::{JobLabels, LABEL_JOB_ID, LABEL_MANAGED, LABEL_ROLE, LABEL_RUNNER_TOKEN};
 pub use services::ServiceReadiness;
 pub use spec::{
-    parse_cpus, parse_device, parse_memory, parse_memory_swap, service_aliases, ContainerSpec,
-    HostOptions, NetworkAttachment, PullPolicy, ServiceSpec,
+    parse_cpus, parse_device, parse_memory, parse_memory_swap, parse_ulimit, service_aliases,
+    ContainerSpec, HostOptions, NetworkAttachment, PullPolicy, ServiceSpec,
 };

@@ -10,6 +10,7 @@ use std::str::FromStr;
 
 use bollard::models::{
     ContainerCreateBody, DeviceMapping, EndpointSettings, HostConfig, NetworkingConfig,
+    ResourcesUlimits,
 };
 
 use crate::executors::docker::EngineError;
@@ -144,6 +145,8 @@ pub struct HostOptions {
     pub userns_mode: Option<String>,
     /// `runtime`.
     pub runtime: Option<String>,
+    /// `[runners.docker.ulimit]`, parsed (see [`parse_ulimit`]).
+    pub ulimits: Vec<ResourcesUlimits>,
 }
 
 impl HostOptions {
@@ -164,6 +167,7 @@ impl HostOptions {
         host.group_add = non_empty(&self.group_add);
         host.userns_mode = self.userns_mode.clone();
         host.runtime = self.runtime.clone();
+        host.ulimits = (!self.ulimits.is_empty()).then(|| self.ulimits.clone());
     }
 }
 
@@ -429,6 +433,39 @@ pub fn parse_device(value: &str) -> Result<DeviceMapping, EngineError> {
     })
 }
 
+/// Parses one `[runners.docker.ulimit]` entry as `docker run --ulimit name=soft[:hard]`: the
+/// hard limit defaults to the soft one; `-1` means unlimited.
+pub fn parse_ulimit(name: &str, value: &str) -> Result<ResourcesUlimits, EngineError> {
+    let invalid = |reason: &str| EngineError::InvalidValue {
+        what: "ulimit",
+        value: format!("{name} = {value:?}"),
+        reason: reason.to_owned(),
+    };
+    if name.trim().is_empty() {
+        return Err(invalid("a limit needs a name, e.g. nofile"));
+    }
+    let number = |v: &str| {
+        v.trim()
+            .parse::<i64>()
+            .map_err(|_| invalid("expected soft[:hard] numbers, e.g. \"1024:2048\""))
+    };
+    let (soft, hard) = match value.split_once(':') {
+        Some((soft, hard)) => (number(soft)?, number(hard)?),
+        None => {
+            let n = number(value)?;
+            (n, n)
+        }
+    };
+    if hard != -1 && (soft == -1 || soft > hard) {
+        return Err(invalid("the soft limit cannot exceed the hard one"));
+    }
+    Ok(ResourcesUlimits {
+        name: Some(name.trim().to_owned()),
+        soft: Some(soft),
+        hard: Some(hard),
+    })
+}
+
 /// Parses a CPU count such as `1.5` into billionths of a CPU (`docker run --cpus`).
 pub fn parse_cpus(value: &str) -> Result<i64, EngineError> {
     let cpus: f64 = value
@@ -593,6 +630,13 @@ mod tests {
         for bad in ["", "kvm", "/dev/a:/dev/b:x", "/a:/b:/c:/d"] {
             assert!(parse_device(bad).is_err(), "{bad:?}");
         }
+        let u = parse_ulimit("nofile", "1024:2048").unwrap();
+        assert_eq!((u.soft, u.hard), (Some(1024), Some(2048)));
+        let u = parse_ulimit("core", "-1").unwrap();
+        assert_eq!((u.soft, u.hard), (Some(-1), Some(-1)));
+        assert!(parse_ulimit("nofile", "2048:1024").is_err());
+        assert!(parse_ulimit("nofile", "many").is_err());
+        assert!(parse_ulimit(" ", "1").is_err());
         assert_eq!(parse_memory_swap("-1").unwrap(), -1);
         assert_eq!(parse_memory_swap("1g").unwrap(), 1 << 30);
         assert!(parse_memory_swap("-2").is_err());
