@@ -212,30 +212,8 @@ impl DockerSettings {
             .collect();
         s.volumes = docker.volumes;
         s.disable_cache = docker.disable_cache;
-        s.memory = docker
-            .memory
-            .as_deref()
-            .filter(|m| !m.trim().is_empty())
-            .map(parse_memory)
-            .transpose()
-            .map_err(invalid)?;
-        s.nano_cpus = docker
-            .cpus
-            .as_deref()
-            .filter(|c| !c.trim().is_empty())
-            .map(parse_cpus)
-            .transpose()
-            .map_err(invalid)?;
-        s.dns = docker.dns;
-        s.extra_hosts = docker.extra_hosts;
-        s.network_mode = docker.network_mode.filter(|n| !n.trim().is_empty());
-        s.user = docker.user.filter(|u| !u.trim().is_empty());
-        s.wait_for_services = match docker.wait_for_services_timeout {
-            Some(t) if t < 0 => None,
-            Some(0) | None => Some(Duration::from_secs(30)),
-            Some(t) => Some(Duration::from_secs(t as u64)),
-        };
-        let size = |v: &Option<String>, parse: fn(&str) -> Result<i64, EngineError>| {
+        // An optional quantity (memory size, CPUs) parsed by `parse`; empty means unset.
+        let quantity = |v: &Option<String>, parse: fn(&str) -> Result<i64, EngineError>| {
             v.as_deref()
                 .filter(|v| !v.trim().is_empty())
                 .map(parse)
@@ -243,21 +221,26 @@ impl DockerSettings {
                 .map_err(invalid)
         };
         let text = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+        s.memory = quantity(&docker.memory, parse_memory)?;
+        s.nano_cpus = quantity(&docker.cpus, parse_cpus)?;
+        s.dns = docker.dns;
+        s.extra_hosts = docker.extra_hosts;
+        s.network_mode = text(docker.network_mode);
+        s.user = text(docker.user);
+        s.wait_for_services = match docker.wait_for_services_timeout {
+            Some(t) if t < 0 => None,
+            Some(0) | None => Some(Duration::from_secs(30)),
+            Some(t) => Some(Duration::from_secs(t as u64)),
+        };
         // As the official runner: services share shm_size, dns_search, userns_mode and
         // runtime with build containers, and have limits and options of their own.
         s.service_privileged = docker.services_privileged.unwrap_or(docker.privileged);
-        s.service_memory = size(&docker.service_memory, parse_memory)?;
-        s.service_nano_cpus = docker
-            .service_cpus
-            .as_deref()
-            .filter(|c| !c.trim().is_empty())
-            .map(parse_cpus)
-            .transpose()
-            .map_err(invalid)?;
+        s.service_memory = quantity(&docker.service_memory, parse_memory)?;
+        s.service_nano_cpus = quantity(&docker.service_cpus, parse_cpus)?;
         s.service_options = HostOptions {
             shm_size: docker.shm_size.filter(|&n| n > 0),
-            memory_swap: size(&docker.service_memory_swap, parse_memory_swap)?,
-            memory_reservation: size(&docker.service_memory_reservation, parse_memory)?,
+            memory_swap: quantity(&docker.service_memory_swap, parse_memory_swap)?,
+            memory_reservation: quantity(&docker.service_memory_reservation, parse_memory)?,
             cpuset_cpus: text(docker.service_cpuset_cpus),
             cpu_shares: docker.service_cpu_shares.filter(|&n| n > 0),
             security_opt: docker.services_security_opt,
@@ -270,8 +253,8 @@ impl DockerSettings {
         s.options = HostOptions {
             // 0, what `register` writes, is the engine's default.
             shm_size: docker.shm_size.filter(|&n| n > 0),
-            memory_swap: size(&docker.memory_swap, parse_memory_swap)?,
-            memory_reservation: size(&docker.memory_reservation, parse_memory)?,
+            memory_swap: quantity(&docker.memory_swap, parse_memory_swap)?,
+            memory_reservation: quantity(&docker.memory_reservation, parse_memory)?,
             oom_kill_disable: docker.oom_kill_disable,
             cpuset_cpus: text(docker.cpuset_cpus),
             cpu_shares: docker.cpu_shares.filter(|&n| n > 0),
