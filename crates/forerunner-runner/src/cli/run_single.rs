@@ -206,6 +206,11 @@ mod tests {
             "no-new-privileges",
             "--docker-userns",
             "host",
+            "--docker-services_privileged=false",
+            "--docker-service-memory",
+            "256m",
+            "--docker-service-cpu-shares",
+            "128",
             "--builds-dir",
             "/b",
             "--env",
@@ -230,6 +235,9 @@ mod tests {
         assert_eq!(docker.devices, ["/dev/net/tun", "/dev/fuse"]);
         assert_eq!(docker.security_opt, ["no-new-privileges"]);
         assert_eq!(docker.userns_mode.as_deref(), Some("host"));
+        assert_eq!(docker.services_privileged, Some(false));
+        assert_eq!(docker.service_memory.as_deref(), Some("256m"));
+        assert_eq!(docker.service_cpu_shares, Some(128));
         // run-single does not add register's defaults (the /cache volume).
         assert!(docker.volumes.is_empty(), "{:?}", docker.volumes);
 

@@ -276,6 +276,44 @@ pub(super) struct DockerArgs {
     /// OCI runtime (e.g. runc)
     #[arg(long = "docker-runtime", env = "DOCKER_RUNTIME")]
     runtime: Option<String>,
+    /// Service containers privileged or not (default: as --docker-privileged)
+    #[arg(long = "docker-services_privileged", env = "DOCKER_SERVICES_PRIVILEGED", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new(), action = ArgAction::Set)]
+    services_privileged: Option<bool>,
+    /// Security options of service containers (repeatable)
+    #[arg(
+        long = "docker-services-security-opt",
+        env = "DOCKER_SERVICES_SECURITY_OPT",
+        value_delimiter = ','
+    )]
+    services_security_opt: Vec<String>,
+    /// Memory limit of service containers (e.g. 512m)
+    #[arg(long = "docker-service-memory", env = "DOCKER_SERVICE_MEMORY")]
+    service_memory: Option<String>,
+    /// Memory plus swap limit of service containers (-1 for unlimited swap)
+    #[arg(
+        long = "docker-service-memory-swap",
+        env = "DOCKER_SERVICE_MEMORY_SWAP",
+        allow_hyphen_values = true
+    )]
+    service_memory_swap: Option<String>,
+    /// Soft memory limit of service containers
+    #[arg(
+        long = "docker-service-memory-reservation",
+        env = "DOCKER_SERVICE_MEMORY_RESERVATION"
+    )]
+    service_memory_reservation: Option<String>,
+    /// Number of CPUs of service containers
+    #[arg(long = "docker-service-cpus", env = "DOCKER_SERVICE_CPUS")]
+    service_cpus: Option<String>,
+    /// CPUs service containers may run on
+    #[arg(
+        long = "docker-service-cpuset-cpus",
+        env = "DOCKER_SERVICE_CPUSET_CPUS"
+    )]
+    service_cpuset_cpus: Option<String>,
+    /// Relative CPU weight of service containers
+    #[arg(long = "docker-service-cpu-shares", env = "DOCKER_SERVICE_CPU_SHARES")]
+    service_cpu_shares: Option<i64>,
 }
 
 /// `[runners.custom]` flags, named as the official runner names them.
@@ -459,6 +497,11 @@ fn docker_section(d: &DockerArgs, image: Option<&str>, defaults: bool) -> Vec<(S
         ("user", &d.user),
         ("userns_mode", &d.userns_mode),
         ("runtime", &d.runtime),
+        ("service_memory", &d.service_memory),
+        ("service_memory_swap", &d.service_memory_swap),
+        ("service_memory_reservation", &d.service_memory_reservation),
+        ("service_cpus", &d.service_cpus),
+        ("service_cpuset_cpus", &d.service_cpuset_cpus),
     ] {
         if let Some(v) = v {
             push(k, Value::from(v.as_str()));
@@ -476,6 +519,7 @@ fn docker_section(d: &DockerArgs, image: Option<&str>, defaults: bool) -> Vec<(S
         ("devices", &d.devices),
         ("security_opt", &d.security_opt),
         ("group_add", &d.group_add),
+        ("services_security_opt", &d.services_security_opt),
     ] {
         if !v.is_empty() {
             push(k, str_array(v));
@@ -486,6 +530,12 @@ fn docker_section(d: &DockerArgs, image: Option<&str>, defaults: bool) -> Vec<(S
     }
     if let Some(n) = d.cpu_shares {
         push("cpu_shares", Value::from(n));
+    }
+    if let Some(n) = d.service_cpu_shares {
+        push("service_cpu_shares", Value::from(n));
+    }
+    if let Some(p) = d.services_privileged {
+        push("services_privileged", Value::from(p));
     }
     if defaults || d.shm_size.is_some() {
         push("shm_size", Value::from(d.shm_size.unwrap_or(0)));
