@@ -10,16 +10,20 @@
 //!   trace, artifacts) through `forerunner-protocol`'s types.
 //! - [`GitRepo`]: a real git repository in a temporary directory, to use
 //!   as a project's `import_url`.
+//! - [`clean_command`]: a program (our binary, a script) started with a
+//!   user's clean environment.
 //!
 //! Set `TEST_LOG=1` to see the coordinator's logs on stderr.
 
 mod coordinator;
 pub mod fake;
 mod jobs;
+mod process;
 mod python;
 mod repo;
 
 pub use coordinator::{TestCoordinator, TestUser};
 pub use jobs::{JobRequestOutcome, RunnerClient, TraceAnswer};
+pub use process::clean_command;
 pub use python::python_with_gitlab;
 pub use repo::GitRepo;

@@ -52,7 +52,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context as _};
 use chrono::{DateTime, Utc};
-use forerunner_testkit::{GitRepo, TestCoordinator};
+use forerunner_testkit::{clean_command, GitRepo, TestCoordinator};
 use serde_json::{json, Value};
 
 const CI_YAML: &str = "noop:\n  script: [\"true\"]\n";
@@ -277,7 +277,7 @@ fn spawn_runner(
     let mut wrap = wrap.split_whitespace();
     let mut cmd = match wrap.next() {
         Some(program) => {
-            let mut cmd = command(program, dir);
+            let mut cmd = clean_command(program, dir);
             cmd.args(wrap).arg(env!("CARGO_BIN_EXE_forerunner"));
             cmd
         }
@@ -318,20 +318,7 @@ impl Drop for KillGroupOnDrop {
 
 /// The optimized `forerunner` binary with a clean environment.
 fn base_command(home: &Path) -> tokio::process::Command {
-    command(env!("CARGO_BIN_EXE_forerunner"), home)
-}
-
-/// `program` with the clean environment the runner gets.
-fn command(program: &str, home: &Path) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    cmd
+    clean_command(env!("CARGO_BIN_EXE_forerunner"), home)
 }
 
 /// Waits until the runner has asked for a job (its manager shows up).

@@ -35,9 +35,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The coordinator serves many clients at once: a worker per core (exec
-    // embeds a coordinator and a runner in one process). The runner's commands wait on the network and on job processes (CPU work
-    // such as zipping goes to the blocking pool), so one thread runs them:
-    // no idle worker threads with their stacks and malloc arenas.
+    // embeds a coordinator and a runner in one process). The runner's
+    // commands wait on the network and on job processes (CPU work such as
+    // zipping goes to the blocking pool), so one thread runs them: no idle
+    // worker threads with their stacks and malloc arenas.
     let mut builder = match cli.command {
         Command::Serve(_) | Command::Admin(_) | Command::Exec(_) => {
             tokio::runtime::Builder::new_multi_thread()

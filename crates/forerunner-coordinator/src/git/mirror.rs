@@ -704,8 +704,13 @@ impl RepoMirror {
         if !looks_like_sha(sha) {
             return Err(not_found());
         }
-        let known = |verified: &mut HashMap<String, String>| verified.get(sha).cloned();
-        if let Some(full) = known(&mut self.verified.lock().unwrap_or_else(|p| p.into_inner())) {
+        let known = self
+            .verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(sha)
+            .cloned();
+        if let Some(full) = known {
             return Ok(full);
         }
         let full = self.peel_to_commit(sha).await?.ok_or_else(not_found)?;
@@ -807,13 +812,7 @@ impl RepoMirror {
 
     /// The first parent of commit `sha`, or `None` for a root commit.
     pub async fn parent_sha(&self, sha: &str) -> Result<Option<String>, GitError> {
-        let commit = self.commit(sha).await?;
-        let args = ["rev-list", "--parents", "-n", "1", commit.as_str()];
-        let out = self.git.run_ok(&self.dir, &args, None).await?;
-        Ok(String::from_utf8_lossy(&out)
-            .split_whitespace()
-            .nth(1)
-            .map(str::to_owned))
+        Ok(self.commit_info(sha).await?.parent)
     }
 
     /// What `CI_COMMIT_*` variables tell about commit `sha`, and its first

@@ -525,14 +525,14 @@ fn docker_section(d: &DockerArgs, image: Option<&str>, defaults: bool) -> Vec<(S
             push(k, str_array(v));
         }
     }
-    if let Some(t) = d.wait_for_services_timeout {
-        push("wait_for_services_timeout", Value::from(t));
-    }
-    if let Some(n) = d.cpu_shares {
-        push("cpu_shares", Value::from(n));
-    }
-    if let Some(n) = d.service_cpu_shares {
-        push("service_cpu_shares", Value::from(n));
+    for (k, v) in [
+        ("wait_for_services_timeout", d.wait_for_services_timeout),
+        ("cpu_shares", d.cpu_shares),
+        ("service_cpu_shares", d.service_cpu_shares),
+    ] {
+        if let Some(v) = v {
+            push(k, Value::from(v));
+        }
     }
     if let Some(p) = d.services_privileged {
         push("services_privileged", Value::from(p));

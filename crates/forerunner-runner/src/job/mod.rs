@@ -1052,10 +1052,10 @@ async fn touch<A: JobApi + ?Sized>(job: &JobResponse, api: &A, log: &JobLog) -> 
         info: None,
     };
     match api.update(&touch).await {
-        Ok(r) => match (r.status, r.job_status.as_deref()) {
-            (403 | 404, _) | (_, Some("canceled" | "failed")) => (Signal::Abort, false),
-            (status, Some("canceling")) => (Signal::Cancel, status == 200),
-            (status, _) => (Signal::Continue, status == 200),
+        Ok(r) if matches!(r.status, 403 | 404) => (Signal::Abort, false),
+        Ok(r) => match Signal::from_job_status(r.job_status.as_deref()) {
+            Signal::Abort => (Signal::Abort, false),
+            signal => (signal, r.status == 200),
         },
         Err(_) => (Signal::Continue, false),
     }

@@ -79,10 +79,7 @@ impl JobLog {
             .map(|v| v.value.as_str())
             .chain([job.token.as_str()])
             .filter(|t| !t.is_empty());
-        let credentials: Vec<String> = job_tokens
-            .map(crate::shells::bash::git_basic_credentials)
-            .collect();
-        secrets.extend(credentials);
+        secrets.extend(job_tokens.map(crate::shells::bash::git_basic_credentials));
         Self::new(
             Masker::new(secrets, &job.features.token_mask_prefixes),
             limit,

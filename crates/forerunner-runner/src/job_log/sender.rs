@@ -78,6 +78,17 @@ pub enum Signal {
     Abort,
 }
 
+impl Signal {
+    /// What a reply's `Job-Status` header asks of the running job.
+    pub fn from_job_status(job_status: Option<&str>) -> Signal {
+        match job_status {
+            Some("canceled" | "failed") => Signal::Abort,
+            Some("canceling") => Signal::Cancel,
+            _ => Signal::Continue,
+        }
+    }
+}
+
 /// Outcome of one [`TraceSender::send`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendOutcome {
@@ -170,11 +181,7 @@ impl TraceSender {
             self.interval = Duration::from_secs(secs).min(MAX_INTERVAL);
             self.interval_from_server = true;
         }
-        let signal = match reply.job_status.as_deref() {
-            Some("canceled" | "failed") => Signal::Abort,
-            Some("canceling") => Signal::Cancel,
-            _ => Signal::Continue,
-        };
+        let signal = Signal::from_job_status(reply.job_status.as_deref());
         match reply.status {
             202 => {
                 self.sent = end;

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, BufReader};
 
-use crate::runner_support::{clean_command, forerunner};
+use crate::runner_support::forerunner;
+use forerunner_testkit::clean_command;
 
 /// A sample repository on branch `main`, and a home for exec.
 struct Sample {

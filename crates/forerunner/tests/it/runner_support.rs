@@ -13,7 +13,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use forerunner_testkit::TestCoordinator;
+use forerunner_testkit::{clean_command, TestCoordinator};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
@@ -307,29 +307,6 @@ impl FakeServer {
     pub(crate) fn requests(&self) -> Vec<String> {
         self.requests.lock().unwrap().clone()
     }
-}
-
-/// `program` started as a user would start it, with a clean environment:
-/// `PATH`, `HOME=home`, no git configuration, `DOCKER_HOST` when the test
-/// process has it; no stdin, stdout and stderr piped, killed when dropped.
-pub(crate) fn clean_command(
-    program: impl AsRef<std::ffi::OsStr>,
-    home: &Path,
-) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    if let Some(host) = std::env::var_os("DOCKER_HOST") {
-        cmd.env("DOCKER_HOST", host);
-    }
-    cmd
 }
 
 /// The `forerunner` binary with [`clean_command`]'s environment.

@@ -232,24 +232,6 @@ impl DockerSettings {
             Some(0) | None => Some(Duration::from_secs(30)),
             Some(t) => Some(Duration::from_secs(t as u64)),
         };
-        // As the official runner: services share shm_size, dns_search, userns_mode and
-        // runtime with build containers, and have limits and options of their own.
-        s.service_privileged = docker.services_privileged.unwrap_or(docker.privileged);
-        s.service_memory = quantity(&docker.service_memory, parse_memory)?;
-        s.service_nano_cpus = quantity(&docker.service_cpus, parse_cpus)?;
-        s.service_options = HostOptions {
-            shm_size: docker.shm_size.filter(|&n| n > 0),
-            memory_swap: quantity(&docker.service_memory_swap, parse_memory_swap)?,
-            memory_reservation: quantity(&docker.service_memory_reservation, parse_memory)?,
-            cpuset_cpus: text(docker.service_cpuset_cpus),
-            cpu_shares: docker.service_cpu_shares.filter(|&n| n > 0),
-            security_opt: docker.services_security_opt,
-            tmpfs: docker.services_tmpfs.into_iter().collect(),
-            dns_search: docker.dns_search.clone(),
-            userns_mode: text(docker.userns_mode.clone()),
-            runtime: text(docker.runtime.clone()),
-            ..HostOptions::default()
-        };
         s.options = HostOptions {
             // 0, what `register` writes, is the engine's default.
             shm_size: docker.shm_size.filter(|&n| n > 0),
@@ -278,6 +260,24 @@ impl DockerSettings {
                 .map(|(name, value)| parse_ulimit(name, value))
                 .collect::<Result<_, _>>()
                 .map_err(invalid)?,
+        };
+        // As the official runner: services share shm_size, dns_search, userns_mode and
+        // runtime with build containers, and have limits and options of their own.
+        s.service_privileged = docker.services_privileged.unwrap_or(docker.privileged);
+        s.service_memory = quantity(&docker.service_memory, parse_memory)?;
+        s.service_nano_cpus = quantity(&docker.service_cpus, parse_cpus)?;
+        s.service_options = HostOptions {
+            shm_size: s.options.shm_size,
+            memory_swap: quantity(&docker.service_memory_swap, parse_memory_swap)?,
+            memory_reservation: quantity(&docker.service_memory_reservation, parse_memory)?,
+            cpuset_cpus: text(docker.service_cpuset_cpus),
+            cpu_shares: docker.service_cpu_shares.filter(|&n| n > 0),
+            security_opt: docker.services_security_opt,
+            tmpfs: docker.services_tmpfs.into_iter().collect(),
+            dns_search: s.options.dns_search.clone(),
+            userns_mode: s.options.userns_mode.clone(),
+            runtime: s.options.runtime.clone(),
+            ..HostOptions::default()
         };
         Ok(s)
     }
@@ -502,8 +502,9 @@ impl DockerExecutor {
             .iter()
             .map(|s| s.name.as_str())
             .collect();
-        let runner_services = self.settings.services.clone();
-        for (service, from_job) in runner_services
+        for (service, from_job) in self
+            .settings
+            .services
             .iter()
             .map(|s| (s, false))
             .chain(job.job.services.iter().map(|s| (s, true)))
